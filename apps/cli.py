@@ -1,0 +1,176 @@
+"""The `spine` command line: data checks, training, and the backbone artifact store.
+
+Every failure a user can cause ends with one ``error: ...`` line on stderr and exit code 1; only
+bugs print a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+from collections.abc import Callable
+from typing import Annotated, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from shared_backbone.errors import SpineError
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+app = typer.Typer(
+    help="Spine: one fine-tuned backbone behind three services.", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False
+)
+data_app = typer.Typer(help="The vendored public data sets.", no_args_is_help=True)
+backbones_app = typer.Typer(help="Trained backbone artifacts.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+app.add_typer(backbones_app, name="backbones")
+
+
+def console() -> Console:
+    """A console made per command, so it sizes itself to the terminal (or $COLUMNS) of that run."""
+    return Console()
+
+
+def reports_errors(command: Callable[P, R]) -> Callable[P, R]:
+    """Turn a ``SpineError`` into one line on stderr and exit code 1."""
+
+    @functools.wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except SpineError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+@app.callback()
+def configure(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log debug details.")] = False) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    for name in ("shared_backbone", "services", "homogenization", "apps"):
+        logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.INFO)
+
+
+@data_app.command("check")
+@reports_errors
+def data_check() -> None:
+    """Load every data set, validate its schema, and show the splits."""
+    from shared_backbone import data as datasets
+    from shared_backbone.settings import BackboneSettings
+
+    root = BackboneSettings().data_dir
+    table = Table("data set", "train", "validation", "test", "labels / items", "notes")
+    for loader in (datasets.load_banking77, datasets.load_financial_sentiment, datasets.load_financial_topic):
+        part = loader(root)
+        table.add_row(part.name, str(len(part.train)), str(len(part.validation)), str(len(part.test)), str(len(part.labels)), "")
+    oos = datasets.load_clinc_out_of_scope(root)
+    table.add_row("clinc150 out-of-scope", str(len(oos.train)), str(len(oos.validation)), str(len(oos.test)), "-", "fallback negatives")
+    movielens = datasets.load_movielens(root)
+    note = f"{len(movielens.orphan_lines)} rating(s) of unknown films skipped" if movielens.orphan_lines else ""
+    table.add_row(
+        "movielens ratings",
+        str(len(movielens.train)),
+        str(len(movielens.validation)),
+        str(len(movielens.test)),
+        str(len(movielens.movies)),
+        note,
+    )
+    console().print(table)
+    console().print(f"[green]all data sets in {root} are readable[/green]")
+
+
+@app.command()
+@reports_errors
+def train(
+    deployment: Annotated[str, typer.Option(help="shared | per-domain | frozen")] = "shared",
+    profile: Annotated[str, typer.Option(help="smoke (seconds) | quick (minutes) | full (the benchmark)")] = "quick",
+    seed: Annotated[int | None, typer.Option(help="Seed for sampling, splits and training (default: SPINE_SEED or 0).")] = None,
+    sampling: Annotated[str, typer.Option(help="Multi-task batch order: proportional | round-robin")] = "proportional",
+    epochs: Annotated[float | None, typer.Option(help="Override the profile's epochs (0 < epochs <= 20).")] = None,
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+) -> None:
+    """Fine-tune the backbone(s) of a deployment, fit their heads, and store the artifacts."""
+    from shared_backbone.tasks import parse_deployment, parse_profile, parse_sampling
+    from shared_backbone.training import train_deployment
+
+    parse_deployment(deployment), parse_profile(profile), parse_sampling(sampling)  # fail before the slow imports
+    manifests = train_deployment(deployment, profile, seed=seed, sampling=sampling, epochs=epochs, progress=progress)
+    table = Table("backbone", "tasks", "train s", "parameters", "test metrics")
+    for m in manifests:
+        table.add_row(m.id, ", ".join(m.tasks), f"{m.training_seconds:.1f}", f"{m.parameter_count:,}", _metrics_summary(m.metrics))
+    console().print(table)
+
+
+def _metrics_summary(metrics: dict[str, dict[str, dict[str, float]]]) -> str:
+    parts = []
+    for task, splits in metrics.items():
+        test = splits.get("test", {})
+        if "accuracy" in test:
+            parts.append(f"{task} acc {test['accuracy']:.3f} F1 {test['macro_f1']:.3f}")
+        elif "ndcg@10" in test:
+            parts.append(f"{task} HR@10 {test['hr@10']:.3f} NDCG@10 {test['ndcg@10']:.3f}")
+    return "\n".join(parts)
+
+
+def _short_metrics(metrics: dict[str, dict[str, dict[str, float]]]) -> str:
+    test = {task: splits.get("test", {}) for task, splits in metrics.items()}
+    return " ".join(f"{task[:3]} {values.get('accuracy', values.get('ndcg@10', 0.0)):.3f}" for task, values in test.items())
+
+
+@backbones_app.command("list")
+@reports_errors
+def backbones_list() -> None:
+    """Every artifact in the store, with what it was trained on."""
+    from shared_backbone.artifacts import ArtifactStore
+    from shared_backbone.settings import BackboneSettings
+
+    store = ArtifactStore(BackboneSettings().backbones_dir)
+    entries = store.entries()
+    if not entries:
+        console().print(f"no backbones in {store.root} yet: run `spine train --deployment shared --profile quick`")
+        return
+    table = Table("id", "deployment", "profile", "seed", "services", "train s", "created", "test metrics")
+    for entry in entries:
+        m = entry.manifest
+        if m is None:
+            table.add_row(entry.id, "[red]unreadable[/red]", "", "", "", "", "", entry.problem or "")
+            continue
+        table.add_row(
+            m.id,
+            m.deployment,
+            m.profile,
+            str(m.seed),
+            ", ".join(m.services),
+            f"{m.training_seconds:.0f}",
+            m.created_at[:16],
+            _short_metrics(m.metrics),
+        )
+    console().print(table)
+
+
+@backbones_app.command("show")
+@reports_errors
+def backbones_show(backbone_id: Annotated[str, typer.Argument(help="An id from `spine backbones list`.")]) -> None:
+    """The full manifest of one artifact, as JSON."""
+    from shared_backbone.artifacts import ArtifactStore
+    from shared_backbone.settings import BackboneSettings
+
+    manifest = ArtifactStore(BackboneSettings().backbones_dir).manifest(backbone_id)
+    typer.echo(json.dumps(manifest.model_dump(), indent=2))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

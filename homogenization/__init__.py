@@ -1,0 +1,1 @@
+"""The homogenization study: what sharing one backbone across services costs and buys."""

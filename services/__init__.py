@@ -1,0 +1,1 @@
+"""The three products built on the backbone; each reaches it only through a BackboneClient."""

@@ -1,0 +1,1 @@
+"""The shared backbone: one encoder, its task heads, and how services reach it."""

@@ -1,0 +1,91 @@
+"""Shared fixtures: a tiny encoder built here, offline, once per test session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+from shared_backbone.data import DEFAULT_DATA_DIR
+from shared_backbone.settings import BackboneSettings
+
+TINY_DIMENSION = 32
+
+
+def _vocabulary_texts() -> list[str]:
+    import csv
+
+    texts = []
+    with (DEFAULT_DATA_DIR / "banking77" / "train.csv").open(encoding="utf-8") as handle:
+        texts += [row["text"] for row in csv.DictReader(handle)][:2000]
+    with (DEFAULT_DATA_DIR / "twitter_financial_news_sentiment" / "sent_train.csv").open(encoding="utf-8") as handle:
+        texts += [row["text"] for row in csv.DictReader(handle)][:2000]
+    with (DEFAULT_DATA_DIR / "movielens_latest_small" / "movies.csv").open(encoding="utf-8") as handle:
+        texts += [row["title"] + " " + row["genres"].replace("|", " ") for row in csv.DictReader(handle)][:2000]
+    return texts
+
+
+def build_tiny_encoder(folder: Path) -> Path:
+    """A 2-layer, 32-wide BERT with a WordPiece vocabulary learnt from our own data."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.base.modules import Normalize, Transformer
+    from sentence_transformers.sentence_transformer.modules import Pooling
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tokenizer.decoder = decoders.WordPiece()
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    tokenizer.train_from_iterator(_vocabulary_texts(), trainers.WordPieceTrainer(vocab_size=1500, special_tokens=specials))
+    cls_id, sep_id = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]", special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)]
+    )
+    hf_dir = folder / "hf"
+    fast = BertTokenizerFast(
+        tokenizer_object=tokenizer, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]"
+    )
+    fast.save_pretrained(hf_dir)
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=fast.vocab_size,
+        hidden_size=TINY_DIMENSION,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+    )
+    BertModel(config).save_pretrained(hf_dir, safe_serialization=True)
+    transformer = Transformer(str(hf_dir), max_seq_length=64)
+    model = SentenceTransformer(modules=[transformer, Pooling(TINY_DIMENSION, "mean"), Normalize()], device="cpu")
+    out = folder / "tiny-encoder"
+    model.save(str(out), safe_serialization=True)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_encoder(tmp_path_factory.mktemp("tiny"))
+
+
+@pytest.fixture
+def tiny_settings(tmp_path: Path, tiny_encoder_path: Path) -> BackboneSettings:
+    """Settings that train the tiny encoder into a fresh artifact folder."""
+    return BackboneSettings(base_model=tiny_encoder_path, artifacts_dir=tmp_path / "artifacts", data_dir=DEFAULT_DATA_DIR, threads=2)
+
+
+@pytest.fixture(scope="session")
+def trained_shared(tmp_path_factory: pytest.TempPathFactory, tiny_encoder_path: Path) -> BackboneSettings:
+    """One `shared` smoke training of the tiny encoder, reused by read-only tests."""
+    from shared_backbone.training import train_deployment
+
+    settings = BackboneSettings(base_model=tiny_encoder_path, artifacts_dir=tmp_path_factory.mktemp("shared"), threads=2)
+    train_deployment("shared", "smoke", settings, progress=False)
+    return settings
