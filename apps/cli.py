@@ -11,6 +11,7 @@ import json
 import logging
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, ParamSpec, TypeVar
 
 import typer
@@ -32,6 +33,10 @@ data_app = typer.Typer(help="The vendored public data sets.", no_args_is_help=Tr
 backbones_app = typer.Typer(help="Trained backbone artifacts.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 app.add_typer(backbones_app, name="backbones")
+eval_app = typer.Typer(help="Evaluate a service on held-out data (JSON out).", no_args_is_help=True)
+kb_app = typer.Typer(help="The support bot's knowledge base.", no_args_is_help=True)
+app.add_typer(eval_app, name="eval")
+app.add_typer(kb_app, name="kb")
 
 
 def console() -> Console:
@@ -166,6 +171,63 @@ def backbones_show(backbone_id: Annotated[str, typer.Argument(help="An id from `
 
     manifest = ArtifactStore(BackboneSettings().backbones_dir).manifest(backbone_id)
     typer.echo(json.dumps(manifest.model_dump(), indent=2))
+
+
+def _support_settings(deployment: str, profile: str | None, kb_dir: Path | None):  # type: ignore[no-untyped-def]
+    from services.support.settings import SupportSettings
+    from shared_backbone.tasks import parse_deployment, parse_profile
+
+    parse_deployment(deployment)
+    if profile is not None:
+        parse_profile(profile)
+    settings = SupportSettings(deployment=deployment, profile=profile)
+    if kb_dir is not None:
+        settings.kb_dir = kb_dir
+    return settings
+
+
+@kb_app.command("index")
+@reports_errors
+def kb_index(
+    deployment: Annotated[str, typer.Option(help="Whose support backbone encodes the articles.")] = "shared",
+    profile: Annotated[str | None, typer.Option(help="Profile of the backbone (default: the deployment file's).")] = None,
+    kb_dir: Annotated[Path | None, typer.Option(help="A folder of Markdown articles (default: data/support_kb).")] = None,
+) -> None:
+    """Rebuild the FAISS index of the knowledge-base articles."""
+    from services.support.bot import SupportBot
+
+    bot = SupportBot(_support_settings(deployment, profile, kb_dir))
+    bot.client.warm_up()
+    result = bot.kb.reindex(bot.client)
+    console().print(
+        f"indexed {result['articles']} articles ({result['passages']} passages) with {result['backbone_id']} in {result['seconds']} s"
+    )
+
+
+@eval_app.command("support")
+@reports_errors
+def eval_support(
+    backbone: Annotated[str, typer.Option(help="Artifact id, e.g. shared-full (see `spine backbones list`).")],
+    limit: Annotated[int | None, typer.Option(min=1, help="Use only the first N test queries of each set.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Also write the JSON here.")] = None,
+    kb_dir: Annotated[Path | None, typer.Option(help="A folder of Markdown articles (default: data/support_kb).")] = None,
+) -> None:
+    """Intent accuracy, out-of-scope AUROC and recall, answer accuracy@1, clarify and hand-off rates."""
+    from services.support.bot import SupportBot
+    from services.support.evaluation import evaluate_support
+    from shared_backbone.client import InProcessBackboneClient
+
+    settings = _support_settings("shared", None, kb_dir)
+    backbones = settings.backbone
+    client = InProcessBackboneClient(
+        backbones.backbones_dir, backbone, threads=backbones.threads, cache_path=backbones.cache_dir / "embeddings.sqlite"
+    )
+    result = evaluate_support(SupportBot(settings, client), limit=limit)
+    text = json.dumps(result, indent=2)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text + "\n", encoding="utf-8")
+    typer.echo(text)
 
 
 def main() -> None:

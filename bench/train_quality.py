@@ -20,9 +20,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from shared_backbone.artifacts import Manifest  # noqa: E402
-from shared_backbone.settings import BackboneSettings  # noqa: E402
-from shared_backbone.training import train_deployment  # noqa: E402
+from shared_backbone.artifacts import Manifest
+from shared_backbone.settings import BackboneSettings
+from shared_backbone.training import train_deployment
 
 CLASSIFICATION = ("intent", "sentiment", "topic")
 TARGETS = {"intent": 0.925, "sentiment": 0.88, "topic": 0.88}
@@ -61,7 +61,9 @@ def comparisons(rows: dict[str, dict]) -> dict:
             gap = 100 * (rows["shared"]["metrics"][task]["test"]["accuracy"] - rows["per-domain"]["metrics"][task]["test"]["accuracy"])
             out["shared_minus_per_domain_points"][task] = {"points": round(gap, 2), "within_target": gap >= -SHARED_GAP_POINTS}
         for key in ("parameters_served", "training_seconds"):
-            out[f"shared_over_per_domain_{key}"] = round(rows["shared"][key] / rows["per-domain"][key], 3) if rows["per-domain"][key] else None
+            out[f"shared_over_per_domain_{key}"] = (
+                round(rows["shared"][key] / rows["per-domain"][key], 3) if rows["per-domain"][key] else None
+            )
     return out
 
 
@@ -83,12 +85,16 @@ def markdown(result: dict) -> str:
         cells = [f"{m[t]['test']['accuracy']:.4f} / {m[t]['test']['macro_f1']:.4f}" if t in m else "-" for t in CLASSIFICATION]
         rec = m.get("recommendation", {}).get("test")
         rec_cell = f"{rec['hr@10']:.4f} / {rec['ndcg@10']:.4f}" if rec else "-"
-        lines.append(f"| {name} | {len(row['encoders'])} | {row['parameters_served']:,} | {row['training_seconds']:.0f} | {' | '.join(cells)} | {rec_cell} |")
+        lines.append(
+            f"| {name} | {len(row['encoders'])} | {row['parameters_served']:,} | {row['training_seconds']:.0f} | {' | '.join(cells)} | {rec_cell} |"
+        )
     comp = result["comparisons"]
     if comp["shared_minus_per_domain_points"]:
         lines += ["", "| shared vs per-domain | value |", "|---|---|"]
         for task, gap in comp["shared_minus_per_domain_points"].items():
-            lines.append(f"| {task} accuracy, points | {gap['points']:+.2f} ({'within' if gap['within_target'] else 'outside'} the 0.5-point target) |")
+            lines.append(
+                f"| {task} accuracy, points | {gap['points']:+.2f} ({'within' if gap['within_target'] else 'outside'} the 0.5-point target) |"
+            )
         lines.append(f"| parameters served, ratio | {comp['shared_over_per_domain_parameters_served']} |")
         lines.append(f"| training time, ratio | {comp['shared_over_per_domain_training_seconds']} |")
     lines += ["", "| target | accuracy | goal | met |", "|---|---|---|---|"]

@@ -49,6 +49,7 @@ class BackboneInfo:
     tasks: tuple[str, ...]
     heads: tuple[str, ...]
     parameter_count: int
+    seed: int = 0
 
 
 @runtime_checkable
@@ -121,6 +122,7 @@ class InProcessBackboneClient:
             tasks=tuple(self._manifest.tasks),
             heads=tuple(sorted(self._heads)),
             parameter_count=self._manifest.parameter_count,
+            seed=self._manifest.seed,
         )
 
     def head(self, task: str) -> ClassifierHead:

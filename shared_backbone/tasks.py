@@ -56,7 +56,7 @@ PROFILES: dict[str, Profile] = {
     # a few minutes: the demo's first run
     "quick": Profile("quick", 1000, 600, 1000, 3000, 200, 1.0, 32, 64, 1e-4, 2e-3),
     # the benchmark: every training example, the full test sets and catalogue
-    "full": Profile("full", None, None, 8000, None, None, 1.0, 32, 64, 1e-4, 2e-3),
+    "full": Profile("full", None, None, 4000, None, None, 1.0, 32, 64, 1e-4, 2e-3),
 }
 
 

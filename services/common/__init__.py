@@ -1,0 +1,1 @@
+"""What every service repeats once: settings, app factory, database, backbone wiring, admin key."""

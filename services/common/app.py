@@ -1,0 +1,110 @@
+"""The app factory every service uses: lifespan, errors as clear 4xx, size limits, health, metrics."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+
+from services.common.settings import ServiceSettings
+from shared_backbone.errors import ArtifactError, SpineError
+
+log = logging.getLogger(__name__)
+
+REQUESTS = Counter("spine_http_requests_total", "HTTP requests by service, route and status", ["service", "route", "status"])
+LATENCY = Histogram(
+    "spine_http_request_seconds",
+    "HTTP request latency by service and route",
+    ["service", "route"],
+    buckets=(0.005, 0.01, 0.02, 0.04, 0.06, 0.1, 0.2, 0.5, 1, 2, 5),
+)
+
+
+def _route_name(request: Request) -> str:
+    """The route template (``/sessions/{session_id}``), so metrics do not grow one series per id."""
+    route = request.scope.get("route")
+    return getattr(route, "path", "unmatched")
+
+
+def _message(exc: RequestValidationError) -> str:
+    parts = []
+    for error in exc.errors()[:5]:
+        where = ".".join(str(p) for p in error.get("loc", ()) if p != "body") or "body"
+        parts.append(f"{where}: {error.get('msg', 'invalid')}")
+    return "; ".join(parts)
+
+
+def create_service_app(
+    service: str,
+    settings: ServiceSettings,
+    routers: list[APIRouter],
+    *,
+    warm_up: Callable[[FastAPI], None],
+    shut_down: Callable[[FastAPI], None] | None = None,
+    health: Callable[[FastAPI], dict[str, Any]] | None = None,
+) -> FastAPI:
+    """A FastAPI app whose heavy loading happens once, in ``warm_up``, at start-up."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        warm_up(app)
+        app.state.ready = True
+        try:
+            yield
+        finally:
+            if shut_down is not None:
+                shut_down(app)
+
+    app = FastAPI(title=f"Spine {service}", lifespan=lifespan)
+    app.state.settings = settings
+    app.state.service = service
+    app.state.ready = False
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"], allow_headers=["*"])
+
+    @app.middleware("http")
+    async def limits_and_metrics(request: Request, call_next: Callable) -> Response:
+        declared = request.headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > settings.max_request_bytes):
+            return JSONResponse({"detail": f"request body over the {settings.max_request_bytes}-byte limit"}, status_code=413)
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = _route_name(request)
+        LATENCY.labels(service, route).observe(time.perf_counter() - started)
+        REQUESTS.labels(service, route, str(response.status_code)).inc()
+        return response
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": _message(exc)}, status_code=422)
+
+    @app.exception_handler(SpineError)
+    async def spine_error(_: Request, exc: SpineError) -> JSONResponse:
+        """Bad names or data are the caller's (400); a missing or broken backbone is ours (503)."""
+        if isinstance(exc, ArtifactError):
+            log.error("backbone unavailable: %s", exc)
+            return JSONResponse({"detail": f"backbone unavailable: {exc}"}, status_code=503, headers={"Retry-After": "30"})
+        return JSONResponse({"detail": str(exc)}, status_code=400)
+
+    @app.get("/health", tags=["ops"])
+    def health_route() -> dict[str, Any]:
+        body: dict[str, Any] = {"status": "ok" if app.state.ready else "starting", "service": service, "deployment": settings.deployment}
+        if health is not None and app.state.ready:
+            body.update(health(app))
+        return body
+
+    @app.get("/metrics", tags=["ops"], include_in_schema=False)
+    def metrics_route() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    for router in routers:
+        app.include_router(router)
+    return app

@@ -1,0 +1,1 @@
+"""The support chatbot: intents, out-of-scope fallback, knowledge-base answers, human hand-off."""
