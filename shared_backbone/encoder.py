@@ -123,7 +123,7 @@ class Backbone:
         return np.stack([found[k] for k in keys]).astype(np.float32, copy=False)
 
     def _encode_uncached(self, texts: list[str], show_progress: bool) -> np.ndarray:
-        order = np.argsort(self.token_lengths(texts), kind="stable")
+        order = np.argsort(self.token_lengths(texts), kind="stable") if len(texts) > 1 else np.zeros(len(texts), dtype=np.int64)
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
         if show_progress:

@@ -7,11 +7,13 @@ from typing import ClassVar
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from services.support.app import create_app
 from services.support.kb import KnowledgeBase, parse_article
 from services.support.policy import NEITHER, Action, Thresholds, decide, resolve_clarification
 from services.support.settings import SupportSettings
+from services.support.store import Feedback
 from services.support.understanding import Understanding, choose_threshold, out_of_scope_scores
 from shared_backbone.client import BackboneInfo, TaskPrediction
 from shared_backbone.data import load_banking77
@@ -108,6 +110,8 @@ def test_confident_question_is_answered_with_sources(api: TestClient) -> None:
     assert body["sources"][0]["article_id"] == "card_arrival" and body["sources"][0]["url"] == "/kb/articles/card_arrival"
     assert not body["out_of_scope"] and body["handoff_ticket"] is None
     assert api.get(body["sources"][0]["url"]).json()["intent"] == "card_arrival"
+    as_text = api.get(body["sources"][0]["url"], params={"format": "text"})
+    assert as_text.headers["content-type"].startswith("text/plain") and as_text.text.startswith("# Where is my new card?")
 
 
 def test_close_intents_ask_then_the_reply_resolves(api: TestClient) -> None:
@@ -258,6 +262,9 @@ def test_policy_decisions() -> None:
     assert clarify.action == Action.CLARIFY and clarify.options == ("a", "b")
     assert decide(_understanding(("a", 0.4), ("b", 0.1)), t, "hi").reason == "low confidence"
     assert decide(_understanding(("a", 0.9), ("b", 0.05), oos=True), t, "hi").reason == "out of scope"
+    # two close intents explain a low top probability: ask rather than call it out of scope
+    ambiguous = decide(_understanding(("a", 0.4), ("b", 0.35), oos=True), t, "hi")
+    assert ambiguous.action == Action.CLARIFY
     assert decide(_understanding(("a", 0.9), ("b", 0.05)), t, "can I speak to someone").reason == "asked for a person"
 
 
@@ -301,3 +308,49 @@ def test_kb_index_is_reused_until_articles_change(tmp_path: Path) -> None:
     assert KnowledgeBase(kb.folder, tmp_path / "idx").reindex(client, force=False)["reused"] is False
     hits = kb.search(client.encode(["minimum age"]), k=2)[0]
     assert hits[0].passage.article_id == "age_limit"
+
+
+def _support_page(api: object) -> None:
+    from services.support.ui import page
+
+    page(api)  # type: ignore[arg-type]
+
+
+def test_ui_page_chats_clarifies_and_rates(api: TestClient) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    from services.support.ui import SupportApi
+
+    app = AppTest.from_function(_support_page, args=(SupportApi("http://testserver", http=api),), default_timeout=30)
+    app.run()
+    assert not app.exception and app.info[0].value.startswith("Ask about your card")
+    app.chat_input[0].set_value("my card has not arrived").run()
+    answer = app.chat_message[1]
+    assert "Where is my new card?" in answer.markdown[0].value and "card_arrival" in answer.caption[0].value
+    assert "/kb/articles/card_arrival?format=text" in answer.markdown[1].value
+    app.chat_input[0].set_value("what rate do you use").run()
+    options = [b.label for b in app.button if b.key and b.key.startswith("support-quick-")]
+    assert options == ["Which exchange rate do you use?", "A card payment used the wrong rate", NEITHER]
+    next(b for b in app.button if b.label == NEITHER).click().run()
+    assert "ticket #" in app.warning[0].value
+    session_id = app.session_state["support"]["session_id"]
+    first_bot_turn = app.session_state["support"]["messages"][1]["turn_id"]
+    app.get_by_key(f"support-rating-{first_bot_turn}").set_value(0).run()
+    app.get_by_key(f"support-comment-{first_bot_turn}").input("wrong card").run()
+    assert [t["role"] for t in api.get(f"/sessions/{session_id}").json()["turns"]] == ["user", "bot"] * 3
+    assert api.get("/handoffs").json()[0]["session_id"] == session_id
+    with api.app.state.bot.database.session() as db:
+        stored = db.scalars(select(Feedback)).all()
+    assert [(f.turn_id, f.rating, f.comment) for f in stored] == [(first_bot_turn, "down", "wrong card")]
+
+
+def test_ui_page_reports_an_unreachable_service() -> None:
+    from streamlit.testing.v1 import AppTest
+
+    from services.support.ui import SupportApi
+
+    app = AppTest.from_function(_support_page, args=(SupportApi("http://127.0.0.1:9", timeout_s=2),), default_timeout=30)
+    app.run()
+    app.chat_input[0].set_value("hello").run()
+    assert not app.exception and any("not reachable" in e.value for e in app.error)
+    assert app.session_state["support"]["messages"] == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
 
@@ -124,9 +125,12 @@ def reindex(bot: BotDep, _: AdminDep) -> dict[str, Any]:
     return bot.kb.reindex(bot.client)
 
 
-@kb_router.get("/articles/{article_id}")
-def article(article_id: str, bot: BotDep) -> dict[str, Any]:
+@kb_router.get("/articles/{article_id}", response_model=None)
+def article(article_id: str, bot: BotDep, format: Literal["json", "text"] = "json") -> dict[str, Any] | PlainTextResponse:
+    """JSON for programs; ``?format=text`` gives the Markdown itself, for a browser following a source link."""
     found = bot.kb.articles.get(article_id)
     if found is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no article '{article_id}'")
+    if format == "text":
+        return PlainTextResponse(found.body + "\n")
     return {"id": found.id, "intent": found.intent, "title": found.title, "body": found.body}

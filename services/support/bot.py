@@ -8,6 +8,7 @@ one database transaction, so concurrent messages never interleave or lose a turn
 from __future__ import annotations
 
 import threading
+import uuid
 import weakref
 from dataclasses import dataclass, field
 from typing import Any
@@ -109,16 +110,17 @@ class SupportBot:
             return lock
 
     def chat(self, message: str, session_id: str | None = None) -> ChatReply:
-        if session_id is None:
-            with self.database.session() as db:
-                conversation = Conversation()
-                db.add(conversation)
-            session_id = conversation.id
+        """One turn; without a session id, a new conversation starts in the same transaction."""
+        starting = session_id is None
+        session_id = session_id or str(uuid.uuid4())
         lock = self._lock_for(session_id)  # held in a local so the weak entry lives for the turn
         with lock, self.database.session() as db:
-            conversation = db.get(Conversation, session_id)
+            conversation = None if starting else db.get(Conversation, session_id)
             if conversation is None:
-                raise UnknownSession(session_id)
+                if not starting:
+                    raise UnknownSession(session_id)
+                conversation = Conversation(id=session_id)
+                db.add(conversation)
             return self._turn(db, conversation, message)
 
     def _turn(self, db: Any, conversation: Conversation, message: str) -> ChatReply:

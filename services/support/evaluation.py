@@ -64,6 +64,7 @@ def evaluate_support(bot: SupportBot, limit: int | None = None) -> dict[str, Any
     decisions_out = [decide(u, bot.thresholds, text) for u, text in zip(out_scope, oos, strict=True)]
     article_of = {intent: article.id for article in bot.kb.articles.values() for intent in [article.intent]}
     answered = [(d.intent, g) for d, g in zip(decisions_in, gold, strict=True) if d.action.value == "answer"]
+    offered = [g in d.options for d, g in zip(decisions_in, gold, strict=True) if d.action.value == "clarify"]
     hits = bot.kb.search(np.stack([u.embedding for u in in_scope]), k=1)
     retrieved = [row[0].passage.article_id if row else None for row in hits]
     return {
@@ -82,6 +83,7 @@ def evaluate_support(bot: SupportBot, limit: int | None = None) -> dict[str, Any
         "in_scope_kept_at_threshold": float((scores_in < threshold).mean()),
         "answer_accuracy@1": float(np.mean([_same_article(article_of, u.intent, g) for u, g in zip(in_scope, gold, strict=True)])),
         "answered_precision": float(np.mean([i == g for i, g in answered])) if answered else 0.0,
+        "clarify_offers_gold": float(np.mean(offered)) if offered else None,
         "retrieval_accuracy@1": float(np.mean([r == article_of.get(g) for r, g in zip(retrieved, gold, strict=True)])),
         "in_scope": _rates([d.action.value for d in decisions_in]),
         "out_of_scope": _rates([d.action.value for d in decisions_out]),

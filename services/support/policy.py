@@ -18,8 +18,8 @@ class Action(StrEnum):
 @dataclass(frozen=True)
 class Thresholds:
     answer: float = 0.45
-    clarify_margin: float = 0.15
-    clarify_min_second: float = 0.2
+    clarify_margin: float = 0.2
+    clarify_min_second: float = 0.3
 
 
 @dataclass(frozen=True)
@@ -38,14 +38,18 @@ _NEITHER = re.compile(r"^(neither|none|no|nope|neither of (them|these)|none of (
 
 
 def decide(understanding: Understanding, thresholds: Thresholds, message: str) -> Decision:
-    """Out of scope or asked for a person: hand off; two close intents: ask; unsure: hand off; else answer."""
+    """Asked for a person: hand off; two close intents: ask; out of scope or unsure: hand off; else answer.
+
+    Two close intents are checked before the out-of-scope score: when two intents share most of the
+    probability, the low top probability means the question is ambiguous, not that it is out of scope.
+    """
     if _ASKS_FOR_PERSON.search(message):
         return Decision(Action.HANDOFF, understanding.intent, reason="asked for a person")
-    if understanding.out_of_scope:
-        return Decision(Action.HANDOFF, None, reason="out of scope")
     (first, p1), (second, p2) = understanding.ranked[0], understanding.ranked[1] if len(understanding.ranked) > 1 else ("", 0.0)
     if p2 >= thresholds.clarify_min_second and p1 - p2 < thresholds.clarify_margin:
         return Decision(Action.CLARIFY, first, options=(first, second), reason="two intents are close")
+    if understanding.out_of_scope:
+        return Decision(Action.HANDOFF, None, reason="out of scope")
     if p1 < thresholds.answer:
         return Decision(Action.HANDOFF, first, reason="low confidence")
     return Decision(Action.ANSWER, first)

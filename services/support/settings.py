@@ -20,6 +20,6 @@ class SupportSettings(ServiceSettings):
     oos_score: Literal["max_probability", "entropy"] = "max_probability"
     oos_threshold: float | None = Field(default=None, description="None: chosen on validation data at start-up")
     answer_threshold: float = Field(default=0.45, ge=0.0, le=1.0, description="below this top probability: hand off")
-    clarify_margin: float = Field(default=0.15, ge=0.0, le=1.0, description="top-2 probabilities closer than this: ask")
-    clarify_min_second: float = Field(default=0.2, ge=0.0, le=1.0, description="the runner-up must be at least this likely to be offered")
+    clarify_margin: float = Field(default=0.2, ge=0.0, le=1.0, description="top-2 probabilities closer than this: ask")
+    clarify_min_second: float = Field(default=0.3, ge=0.0, le=1.0, description="the runner-up must be at least this likely to be offered")
     passages_per_answer: int = Field(default=3, ge=0, le=10)

@@ -1,0 +1,39 @@
+"""The Streamlit UI: one page per service, each talking to its service's HTTP API.
+
+Run with ``streamlit run apps/ui.py`` (``spine up`` starts it beside the services). Where each
+service listens comes from ``SPINE_UI_*`` settings.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services.support.ui import SupportApi
+from services.support.ui import page as support_page
+
+
+class UISettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SPINE_UI_", env_file=".env", extra="ignore")
+
+    support_url: str = "http://127.0.0.1:8101"
+    timeout_s: float = 30.0
+
+
+@st.cache_resource
+def _support_api(url: str, timeout_s: float) -> SupportApi:
+    return SupportApi(url, timeout_s=timeout_s)
+
+
+def main() -> None:
+    settings = UISettings()
+    st.set_page_config(page_title="Spine", page_icon="🦴", layout="wide")
+
+    def support() -> None:
+        support_page(_support_api(settings.support_url, settings.timeout_s))
+
+    st.navigation([st.Page(support, title="Support chat", icon="💬", url_path="support", default=True)]).run()
+
+
+if __name__ == "__main__":
+    main()

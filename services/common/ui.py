@@ -1,0 +1,41 @@
+"""What every service's UI page repeats once: an HTTP client that turns failures into one-line messages.
+
+UI pages talk to their service over its public API, never to its internals, so the page works the
+same against a local process, a container or a remote deployment.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+
+class ServiceError(Exception):
+    """A failed call, worded for the person at the screen."""
+
+
+class ServiceApi:
+    def __init__(self, base_url: str, *, timeout_s: float = 30.0, http: httpx.Client | None = None) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._http = http or httpx.Client(base_url=self.base_url, timeout=timeout_s)
+
+    def link(self, path: str) -> str:
+        """An absolute link a browser can open, for paths the API returns (``/kb/articles/x``)."""
+        return f"{self.base_url}{path}"
+
+    def call(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise ServiceError(f"the service at {self.base_url} is not reachable ({type(exc).__name__}); is it running?") from None
+        if response.status_code >= 400:
+            try:
+                detail = response.json().get("detail", response.text)
+            except ValueError:
+                detail = response.text
+            raise ServiceError(f"{response.status_code}: {detail}")
+        return response.json()
+
+    def health(self) -> dict[str, Any]:
+        return self.call("GET", "/health")

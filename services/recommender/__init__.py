@@ -1,0 +1,1 @@
+"""The recommender service (in progress: collaborative signal so far)."""
