@@ -257,7 +257,7 @@ def up(
         )
     if missing:
         console().print(f"training {', '.join(missing)} (profile {chosen_profile}; first run only)")
-        train_deployment(config.shape, chosen_profile, settings)
+        train_deployment(config.shape, chosen_profile, settings, seed=0)  # deployment files name seed-0 artifacts
         if still := launch.missing_artifacts(deployment, chosen_profile, settings):
             raise ConfigError(f"{deployment} names artifact(s) that `spine train` does not produce: {', '.join(still)}")
     children = launch.plan(host, {"support": support_port}, ui_port if ui else None)

@@ -43,8 +43,8 @@ def missing_artifacts(deployment: str, profile: str | None, settings: BackboneSe
 
 
 def plan(host: str, ports: dict[str, int], ui_port: int | None) -> list[Child]:
-    for name, port in [*ports.items(), ("ui", ui_port or 0)]:
-        if not 0 <= port <= 65535:
+    for name, port in [*ports.items(), *([("ui", ui_port)] if ui_port is not None else [])]:
+        if not 1 <= port <= 65535:
             raise ConfigError(f"{name} port must be in 1..65535, got {port}")
     python = sys.executable
     children = [
@@ -56,7 +56,7 @@ def plan(host: str, ports: dict[str, int], ui_port: int | None) -> list[Child]:
         )
         for service, (target, default) in SERVICE_APPS.items()
     ]
-    if ui_port:
+    if ui_port is not None:
         argv = [python, "-m", "streamlit", "run", str(PROJECT_ROOT / "apps" / "ui.py"), "--server.port", str(ui_port)]
         argv += ["--server.address", host, "--server.headless", "true", "--browser.gatherUsageStats", "false"]
         children.append(Child("ui", argv, f"http://{host}:{ui_port}", None))
@@ -80,8 +80,13 @@ def wait_ready(child: Child, process: subprocess.Popen[bytes], timeout_s: float)
         if process.poll() is not None:
             return False
         try:
-            if child.health_path is None or httpx.get(child.url + child.health_path, timeout=2).json().get("status") == "ok":
+            if child.health_path is None:
                 return True
+            health = httpx.get(child.url + child.health_path, timeout=2).json()
+            if health.get("status") == "ok":
+                return True
+            if health.get("status") == "unavailable":
+                raise ConfigError(f"{child.name} cannot start: {health.get('error')}")
         except (httpx.HTTPError, ValueError):
             pass
         time.sleep(0.5)
@@ -91,6 +96,11 @@ def wait_ready(child: Child, process: subprocess.Popen[bytes], timeout_s: float)
 def run(children: list[Child], env: dict[str, str], say: Callable[[str], None], ready_timeout_s: float = 600) -> int:
     """Start every child, report where each listens, and stop them all when one exits or on Ctrl-C."""
     processes: dict[str, subprocess.Popen[bytes]] = {}
+
+    def stop(signum: int, _frame: object) -> None:  # `kill`, systemd and docker send SIGTERM: stop the children too
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
     try:
         for child in children:
             processes[child.name] = subprocess.Popen(child.argv, env=env, cwd=Path.cwd())

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -47,27 +49,35 @@ def test_plan_rejects_bad_ports_and_points_the_ui_at_the_services() -> None:
 
 def test_spine_up_serves_chat_and_stops_on_ctrl_c(trained_shared: BackboneSettings, tmp_path: Path) -> None:
     port = free_port()
-    env = {
-        **os.environ,
-        "SPINE_ARTIFACTS_DIR": str(trained_shared.artifacts_dir),
-        "SPINE_SUPPORT_DATABASE_URL": f"sqlite:///{tmp_path / 'support.db'}",
-        "HF_HUB_OFFLINE": "1",
-    }
+    artifacts = shutil.copytree(trained_shared.artifacts_dir, tmp_path / "artifacts")  # the fixture's folder stays read-only
+    env = {**os.environ, "SPINE_ARTIFACTS_DIR": str(artifacts), "HF_HUB_OFFLINE": "1"}
     spine = Path(sys.executable).with_name("spine")
     argv = [str(spine), "up", "--profile", "smoke", "--no-ui", "--no-train-missing", "--support-port", str(port)]
     process = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(process.stdout.readline, "")), daemon=True)  # type: ignore[union-attr]
+    reader.start()
     try:
-        deadline, healthy = time.monotonic() + 240, False
-        while time.monotonic() < deadline and not healthy and process.poll() is None:
-            try:
-                healthy = httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).json()["status"] == "ok"
-            except (httpx.HTTPError, ValueError, KeyError):
-                time.sleep(0.5)
-        assert healthy, process.stdout.read() if process.poll() is not None else "no health in 240 s"
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and process.poll() is None and not any("running" in line for line in lines):
+            time.sleep(0.5)
+        assert any(f"support  http://127.0.0.1:{port}" in line for line in lines), "".join(lines)
+        assert httpx.get(f"http://127.0.0.1:{port}/health", timeout=5).json()["status"] == "ok"
         reply = httpx.post(f"http://127.0.0.1:{port}/chat", json={"message": "my card has not arrived"}, timeout=30)
         assert reply.status_code == 200 and reply.json()["action"] in {"answer", "clarify", "handoff"}
     finally:
         process.send_signal(signal.SIGINT)
-        output, _ = process.communicate(timeout=60)
-    assert process.returncode == 0, output
-    assert f"support  http://127.0.0.1:{port}" in output and "stopping" in output
+        process.wait(timeout=60)
+        reader.join(timeout=10)
+    assert process.returncode == 0 and any("stopping" in line for line in lines), "".join(lines)
+    assert (artifacts / "support.db").is_file()
+
+
+def test_spine_up_stops_with_the_reason_when_a_service_cannot_start(tmp_path: Path, trained_shared: BackboneSettings) -> None:
+    artifacts = shutil.copytree(trained_shared.artifacts_dir, tmp_path / "artifacts")
+    (artifacts / "backbones" / "shared-smoke" / "manifest.json").write_text("{not json", encoding="utf-8")
+    env = {**os.environ, "SPINE_ARTIFACTS_DIR": str(artifacts), "HF_HUB_OFFLINE": "1"}
+    spine = Path(sys.executable).with_name("spine")
+    argv = [str(spine), "up", "--profile", "smoke", "--no-ui", "--no-train-missing", "--support-port", str(free_port())]
+    result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=240)
+    assert result.returncode == 1 and "error: support cannot start" in result.stderr and "Traceback" not in result.stderr

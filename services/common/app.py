@@ -55,23 +55,32 @@ def create_service_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        warm_up(app)
-        app.state.ready = True
+        try:
+            warm_up(app)
+            app.state.ready = True
+        except SpineError as exc:  # stay up and say why (health and every route answer 503), no traceback
+            log.error("%s cannot start: %s", service, exc)
+            app.state.failure = str(exc)
         try:
             yield
         finally:
             if shut_down is not None:
                 shut_down(app)
 
-    app = FastAPI(title=f"Spine {service}", lifespan=lifespan)
+    # the body limit holds for chunked uploads too (no Content-Length to check up front)
+    app = FastAPI(title=f"Spine {service}", lifespan=lifespan, max_body_size=settings.max_request_bytes)
     app.state.settings = settings
     app.state.service = service
     app.state.ready = False
+    app.state.failure = None
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"], allow_headers=["*"])
 
     @app.middleware("http")
     async def limits_and_metrics(request: Request, call_next: Callable) -> Response:
+        if app.state.failure and request.url.path not in ("/health", "/metrics"):
+            detail = f"{service} is unavailable: {app.state.failure}"
+            return JSONResponse({"detail": detail}, status_code=503, headers={"Retry-After": "30"})
         declared = request.headers.get("content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > settings.max_request_bytes):
             return JSONResponse({"detail": f"request body over the {settings.max_request_bytes}-byte limit"}, status_code=413)
@@ -95,11 +104,14 @@ def create_service_app(
         return JSONResponse({"detail": str(exc)}, status_code=400)
 
     @app.get("/health", tags=["ops"])
-    def health_route() -> dict[str, Any]:
-        body: dict[str, Any] = {"status": "ok" if app.state.ready else "starting", "service": service, "deployment": settings.deployment}
+    def health_route() -> JSONResponse:
+        if app.state.failure:
+            body = {"status": "unavailable", "service": service, "deployment": settings.deployment, "error": app.state.failure}
+            return JSONResponse(body, status_code=503, headers={"Retry-After": "30"})
+        body = {"status": "ok" if app.state.ready else "starting", "service": service, "deployment": settings.deployment}
         if health is not None and app.state.ready:
             body.update(health(app))
-        return body
+        return JSONResponse(body)
 
     @app.get("/metrics", tags=["ops"], include_in_schema=False)
     def metrics_route() -> Response:

@@ -29,13 +29,16 @@ class ServiceApi:
             response = self._http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
             raise ServiceError(f"the service at {self.base_url} is not reachable ({type(exc).__name__}); is it running?") from None
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
         if response.status_code >= 400:
-            try:
-                detail = response.json().get("detail", response.text)
-            except ValueError:
-                detail = response.text
+            detail = body.get("detail", response.text) if isinstance(body, dict) else response.text
             raise ServiceError(f"{response.status_code}: {detail}")
-        return response.json()
+        if body is None:
+            raise ServiceError(f"{self.base_url}{path} answered {response.status_code} without JSON; is this the right service?")
+        return body
 
     def health(self) -> dict[str, Any]:
         return self.call("GET", "/health")

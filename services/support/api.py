@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from services.common.security import require_admin
 from services.support.bot import SupportBot, UnknownSession
@@ -99,8 +100,12 @@ def feedback(body: FeedbackRequest, bot: BotDep) -> dict[str, Any]:
             )
         existing = db.scalar(select(Feedback).where(Feedback.turn_id == turn.id))
         if existing is None:
-            db.add(Feedback(turn_id=turn.id, rating=body.rating, comment=body.comment))
-        else:  # changing one's mind replaces the earlier rating rather than adding a second
+            try:
+                with db.begin_nested():
+                    db.add(Feedback(turn_id=turn.id, rating=body.rating, comment=body.comment))
+            except IntegrityError:  # a simultaneous first rating won the insert: replace it instead
+                existing = db.scalar(select(Feedback).where(Feedback.turn_id == turn.id))
+        if existing is not None:  # changing one's mind replaces the earlier rating rather than adding a second
             existing.rating, existing.comment = body.rating, body.comment
     return {"turn_id": body.turn_id, "rating": body.rating, "replaced": existing is not None}
 
@@ -115,8 +120,12 @@ def get_session(session_id: str, bot: BotDep) -> dict[str, Any]:
 
 @chat_router.get("/handoffs")
 def list_handoffs(
-    bot: BotDep, status_filter: Annotated[str | None, Query(alias="status")] = None, limit: Annotated[int, Query(ge=1, le=500)] = 50
+    bot: BotDep,
+    _: AdminDep,
+    status_filter: Annotated[Literal["open", "closed"] | None, Query(alias="status")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> list[dict[str, Any]]:
+    """The support team's queue: transcripts of other customers, so it needs the admin key."""
     return bot.handoffs(status_filter, limit)
 
 

@@ -20,7 +20,7 @@ from services.common.db import Database
 from services.support.kb import Article, Hit, KnowledgeBase
 from services.support.policy import NEITHER, Action, Decision, Thresholds, decide, resolve_clarification
 from services.support.settings import SupportSettings
-from services.support.store import Base, Conversation, HandoffTicket, add_turn, transcript
+from services.support.store import Base, Conversation, HandoffTicket, Turn, add_exchange, transcript
 from services.support.understanding import OutOfScopeCalibration, Understanding, calibrate_out_of_scope, understand
 from shared_backbone.client import BackboneClient
 
@@ -124,8 +124,9 @@ class SupportBot:
             return self._turn(db, conversation, message)
 
     def _turn(self, db: Any, conversation: Conversation, message: str) -> ChatReply:
-        (understood,) = self.understand([message])
-        decision = None
+        if conversation.status == "handed_off":
+            return self._with_the_team(db, conversation, message)
+        decision, asked = None, None
         if conversation.pending_options:
             titles = {intent: a.title for intent in conversation.pending_options if (a := self.kb.article_for_intent(intent))}
             choice = resolve_clarification(message, conversation.pending_options, titles)
@@ -133,24 +134,32 @@ class SupportBot:
                 decision = Decision(Action.HANDOFF, None, reason="no offered option fitted")
             elif choice is not None:
                 decision = Decision(Action.ANSWER, choice, reason="clarified by the customer")
+                asked = db.scalar(
+                    select(Turn.text).where(Turn.conversation_id == conversation.id, Turn.role == "user").order_by(Turn.position.desc())
+                )
+        # a reply that settles a clarification is about the question asked before it: search with that
+        (understood,) = self.understand([asked or message])
         decision = decision or decide(understood, self.thresholds, message)
-        add_turn(
-            db, conversation, "user", message, intent=understood.intent, confidence=understood.confidence, oos_score=understood.oos_score
-        )
+        clarified = asked is not None
+        prediction = {"intent": decision.intent} if clarified else {"intent": understood.intent, "confidence": understood.confidence}
         reply, sources, quick_replies = self._compose(decision, understood)
         ticket_id = None
         conversation.pending_options = list(decision.options) if decision.action == Action.CLARIFY else None
         if decision.intent:
             conversation.last_intent = decision.intent
         payload = {"sources": sources, "quick_replies": quick_replies, "reason": decision.reason, "alternatives": understood.ranked}
-        bot_turn = add_turn(db, conversation, "bot", reply, intent=decision.intent, action=decision.action.value, payload=payload)
+        _, bot_turn = add_exchange(
+            db,
+            conversation,
+            {"text": message, "oos_score": None if clarified else understood.oos_score, **prediction},
+            {"text": reply, "intent": decision.intent, "action": decision.action.value, "payload": payload},
+        )
         if decision.action == Action.HANDOFF:
             conversation.status = "handed_off"
             ticket = HandoffTicket(conversation_id=conversation.id, reason=decision.reason, transcript=transcript(db, conversation.id))
             db.add(ticket)
             db.flush()
             ticket_id = ticket.id
-        clarified = decision.reason == "clarified by the customer"
         return ChatReply(
             session_id=conversation.id,
             turn_id=bot_turn.id,
@@ -163,6 +172,26 @@ class SupportBot:
             sources=sources,
             quick_replies=quick_replies,
             handoff_ticket=ticket_id,
+        )
+
+    def _with_the_team(self, db: Any, conversation: Conversation, message: str) -> ChatReply:
+        """After a hand-off the bot steps aside: messages join the open ticket, no new ticket is opened."""
+        ticket = db.scalar(select(HandoffTicket).where(HandoffTicket.conversation_id == conversation.id).order_by(HandoffTicket.id.desc()))
+        reply = "A member of our support team has this conversation and will reply here; I have added your message to it."
+        bot = {"text": reply, "action": Action.HANDOFF.value, "payload": {"reason": "already handed off"}}
+        _, bot_turn = add_exchange(db, conversation, {"text": message}, bot)
+        if ticket is not None:
+            ticket.transcript = transcript(db, conversation.id)
+        return ChatReply(
+            session_id=conversation.id,
+            turn_id=bot_turn.id,
+            reply=reply,
+            action=Action.HANDOFF.value,
+            intent=None,
+            confidence=None,
+            out_of_scope=False,
+            oos_score=None,
+            handoff_ticket=ticket.id if ticket is not None else None,
         )
 
     def _compose(self, decision: Decision, understood: Understanding) -> tuple[str, list[dict[str, Any]], list[str]]:
@@ -196,14 +225,16 @@ class SupportBot:
             sources.append(source_of(article, "Overview", overview, None))
         else:
             text = "Here is what I found in our help articles."
+        passages = 0
         for hit in hits:
-            if len(sources) > self.settings.passages_per_answer:
+            if passages >= self.settings.passages_per_answer:
                 break
             if hit.passage.section == "Common questions" or any(s["article_id"] == hit.passage.article_id for s in sources):
                 continue
             found = self.kb.articles.get(hit.passage.article_id)
             if found is not None:
                 sources.append(source_of(found, hit.passage.section, hit.passage.text, round(hit.score, 4)))
+                passages += 1
         return text, sources, []
 
     # --- reads --------------------------------------------------------------------------------------

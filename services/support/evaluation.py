@@ -82,6 +82,9 @@ def evaluate_support(bot: SupportBot, limit: int | None = None) -> dict[str, Any
         "oos_recall_at_threshold": float((scores_out >= threshold).mean()),
         "in_scope_kept_at_threshold": float((scores_in < threshold).mean()),
         "answer_accuracy@1": float(np.mean([_same_article(article_of, u.intent, g) for u, g in zip(in_scope, gold, strict=True)])),
+        "answered_and_right_rate": float(
+            np.mean([d.action.value == "answer" and d.intent == g for d, g in zip(decisions_in, gold, strict=True)])
+        ),
         "answered_precision": float(np.mean([i == g for i, g in answered])) if answered else 0.0,
         "clarify_offers_gold": float(np.mean(offered)) if offered else None,
         "retrieval_accuracy@1": float(np.mean([r == article_of.get(g) for r, g in zip(retrieved, gold, strict=True)])),

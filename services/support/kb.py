@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 import threading
 import time
@@ -21,6 +22,8 @@ import numpy as np
 
 from shared_backbone.client import BackboneClient
 from shared_backbone.errors import DataError
+
+log = logging.getLogger(__name__)
 
 MAX_ARTICLE_BYTES = 200_000
 _FRONT = re.compile(r"\A---\s*\n(?P<meta>.*?)\n---\s*\n(?P<body>.*)\Z", re.S)
@@ -114,6 +117,7 @@ class KnowledgeBase:
         self.folder = Path(folder)
         self.index_root = Path(index_root)
         self._lock = threading.Lock()
+        self._reindex_lock = threading.Lock()
         self._articles: dict[str, Article] = {}
         self._passages: list[Passage] = []
         self._index: faiss.Index | None = None
@@ -146,26 +150,42 @@ class KnowledgeBase:
         self.reindex(client, force=False)
 
     def reindex(self, client: BackboneClient, force: bool = True) -> dict[str, float | int | str | bool]:
+        """Build (or reuse) the index; one rebuild at a time, files replaced atomically."""
+        with self._reindex_lock:
+            return self._reindex(client, force)
+
+    def _saved_index(self, meta_path: Path, index_path: Path, content: str, passages: int) -> faiss.Index | None:
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+            if meta.get("content") == content and meta.get("passages") == passages:
+                return faiss.read_index(str(index_path))
+        except (OSError, ValueError, RuntimeError) as exc:  # missing, half-written or foreign files: rebuild
+            log.warning("rebuilding the knowledge-base index: %s", exc)
+        return None
+
+    def _reindex(self, client: BackboneClient, force: bool) -> dict[str, float | int | str | bool]:
         started = time.perf_counter()
         articles = self.load_articles()
         passages = [p for article in articles.values() for p in passages_of(article)]
+        if not passages:
+            raise DataError(f"{self.folder}: the articles have no text to index")
         backbone_id = client.info().backbone_id
         content = self._content_hash(articles)
         folder = self._index_dir(backbone_id)
         meta_path, index_path = folder / "meta.json", folder / "index.faiss"
-        reused = False
-        if not force and meta_path.is_file() and index_path.is_file():
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-            if meta.get("content") == content and meta.get("passages") == len(passages):
-                index, reused = faiss.read_index(str(index_path)), True
-        if not reused:
+        index = None if force else self._saved_index(meta_path, index_path, content, len(passages))
+        reused = index is not None
+        if index is None:
             vectors = client.encode([p.embedding_text() for p in passages]).astype(np.float32)
             index = faiss.IndexFlatIP(vectors.shape[1])
             index.add(vectors)
             folder.mkdir(parents=True, exist_ok=True)
             faiss.write_index(index, str(index_path) + ".tmp")
             Path(str(index_path) + ".tmp").replace(index_path)
-            meta_path.write_text(json.dumps({"content": content, "passages": len(passages), "backbone_id": backbone_id}), encoding="utf-8")
+            meta = {"content": content, "passages": len(passages), "backbone_id": backbone_id}
+            meta_tmp = meta_path.with_suffix(".json.tmp")
+            meta_tmp.write_text(json.dumps(meta), encoding="utf-8")
+            meta_tmp.replace(meta_path)
         with self._lock:  # swap everything at once: searches never see half an index
             self._articles, self._passages, self._index, self.backbone_id = articles, passages, index, backbone_id
         return {

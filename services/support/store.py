@@ -69,13 +69,20 @@ class HandoffTicket(Base):
     created_at: Mapped[datetime] = mapped_column(default=_now)
 
 
-def add_turn(session: Session, conversation: Conversation, role: str, text: str, **fields: Any) -> Turn:
-    """Append a turn at the next position of the conversation."""
-    last = session.scalar(select(func.max(Turn.position)).where(Turn.conversation_id == conversation.id))
-    turn = Turn(conversation_id=conversation.id, position=(last or 0) + 1, role=role, text=text, **fields)
-    session.add(turn)
+def add_exchange(session: Session, conversation: Conversation, user: dict[str, Any], bot: dict[str, Any]) -> tuple[Turn, Turn]:
+    """Append the customer's turn and the bot's reply at the next two positions, with one flush.
+
+    A conversation created in this transaction has no turns yet, so the position query is skipped.
+    """
+    new = conversation in session.new
+    last = 0 if new else session.scalar(select(func.max(Turn.position)).where(Turn.conversation_id == conversation.id)) or 0
+    turns = (
+        Turn(conversation_id=conversation.id, position=last + 1, role="user", **user),
+        Turn(conversation_id=conversation.id, position=last + 2, role="bot", **bot),
+    )
+    session.add_all(turns)
     session.flush()
-    return turn
+    return turns
 
 
 def transcript(session: Session, conversation_id: str) -> list[dict[str, Any]]:

@@ -26,9 +26,6 @@ class SupportApi(ServiceApi):
     def feedback(self, session_id: str, turn_id: int, rating: str, comment: str | None = None) -> dict[str, Any]:
         return self.call("POST", "/feedback", json={"session_id": session_id, "turn_id": turn_id, "rating": rating, "comment": comment})
 
-    def handoffs(self, status: str = "open", limit: int = 20) -> list[dict[str, Any]]:
-        return self.call("GET", "/handoffs", params={"status": status, "limit": limit})
-
 
 def _state() -> dict[str, Any]:
     if STATE not in st.session_state:
@@ -109,13 +106,3 @@ def page(api: SupportApi) -> None:
     if prompt:
         send(api, prompt)
         st.rerun()
-    with st.expander("Hand-off queue (support team)"):
-        try:
-            tickets = api.handoffs()
-        except ServiceError as exc:
-            st.error(str(exc))
-            tickets = []
-        if not tickets:
-            st.caption("No open tickets.")
-        for ticket in tickets:
-            st.markdown(f"**#{ticket['id']}** · {ticket['reason']} · {ticket['created_at'][:19]} · session `{ticket['session_id']}`")
