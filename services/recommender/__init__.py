@@ -1,1 +1,1 @@
-"""The recommender service (in progress: collaborative signal so far)."""
+"""The recommender service (in progress: collaborative scorers, ranking steps and the item index so far)."""
