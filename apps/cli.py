@@ -230,6 +230,39 @@ def eval_support(
     typer.echo(text)
 
 
+@eval_app.command("recommender")
+@reports_errors
+def eval_recommender(
+    backbone: Annotated[str | None, typer.Option(help="Artifact id for the text and hybrid models; omit for the baselines only.")] = None,
+    k: Annotated[int, typer.Option(min=1, max=100, help="Cut-off of the ranking metrics.")] = 10,
+    collaborative_weight: Annotated[float, typer.Option(min=0.0, max=1.0, help="Weight of EASE in the hybrid blend.")] = 0.5,
+    out: Annotated[Path | None, typer.Option(help="Also write the JSON here.")] = None,
+) -> None:
+    """Full-catalogue ranking on each user's latest 20%: popularity, ItemKNN, EASE, text, hybrid; a cold-item pool."""
+    from services.recommender.evaluation import evaluate, likes_before_test
+    from shared_backbone.client import InProcessBackboneClient
+    from shared_backbone.data import load_movielens
+    from shared_backbone.settings import BackboneSettings
+    from shared_backbone.tasks import PROFILES
+    from shared_backbone.training import prepare_recommendation
+
+    settings = BackboneSettings()
+    data = prepare_recommendation(settings.data_dir, PROFILES["full"], settings.seed)
+    vectors = None
+    if backbone is not None:
+        client = InProcessBackboneClient(
+            settings.backbones_dir, backbone, threads=settings.threads, cache_path=settings.cache_dir / "embeddings.sqlite"
+        )
+        vectors = client.encode([data.movies[m].text() for m in data.catalogue])
+    result = evaluate(data, likes_before_test(load_movielens(settings.data_dir)), vectors, k=k, collaborative_weight=collaborative_weight)
+    result["backbone"] = backbone
+    text = json.dumps(result, indent=2)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text + "\n", encoding="utf-8")
+    typer.echo(text)
+
+
 @app.command()
 @reports_errors
 def up(
