@@ -234,18 +234,28 @@ def eval_support(
 @reports_errors
 def eval_recommender(
     backbone: Annotated[str | None, typer.Option(help="Artifact id for the text and hybrid models; omit for the baselines only.")] = None,
+    split: Annotated[str, typer.Option(help="test, or validation for tuning (learns from the training period only).")] = "test",
     k: Annotated[int, typer.Option(min=1, max=100, help="Cut-off of the ranking metrics.")] = 10,
-    collaborative_weight: Annotated[float, typer.Option(min=0.0, max=1.0, help="Weight of EASE in the hybrid blend.")] = 0.5,
+    text_weight: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="Weight of the text profile in the blend.")] = None,
+    text_neighbours: Annotated[int | None, typer.Option(min=0, max=100, help="Text neighbours joined into EASE; 0: plain EASE.")] = None,
     out: Annotated[Path | None, typer.Option(help="Also write the JSON here.")] = None,
 ) -> None:
-    """Full-catalogue ranking on each user's latest 20%: popularity, ItemKNN, EASE, text, hybrid; a cold-item pool."""
-    from services.recommender.evaluation import evaluate, likes_before_test
+    """Full-catalogue ranking on each user's latest 20%: popularity, ItemKNN, EASE, text, hybrid; a cold-item pool.
+
+    The hybrid uses the recommender service's settings (SPINE_RECOMMENDER_*), so it measures what the API serves.
+    """
+    from services.recommender.evaluation import evaluate, likes_before
+    from services.recommender.settings import RecommenderSettings
     from shared_backbone.client import InProcessBackboneClient
     from shared_backbone.data import load_movielens
     from shared_backbone.settings import BackboneSettings
     from shared_backbone.tasks import PROFILES
     from shared_backbone.training import prepare_recommendation
 
+    if split not in ("test", "validation"):
+        raise ConfigError(f"--split must be test or validation, not '{split}'")
+    overrides = {"text_weight": text_weight, "text_neighbours": text_neighbours}
+    service = RecommenderSettings(**{name: value for name, value in overrides.items() if value is not None})
     settings = BackboneSettings()
     data = prepare_recommendation(settings.data_dir, PROFILES["full"], settings.seed)
     vectors = None
@@ -254,7 +264,7 @@ def eval_recommender(
             settings.backbones_dir, backbone, threads=settings.threads, cache_path=settings.cache_dir / "embeddings.sqlite"
         )
         vectors = client.encode([data.movies[m].text() for m in data.catalogue])
-    result = evaluate(data, likes_before_test(load_movielens(settings.data_dir)), vectors, k=k, collaborative_weight=collaborative_weight)
+    result = evaluate(data, likes_before(load_movielens(settings.data_dir), split), vectors, settings=service, split=split, k=k)
     result["backbone"] = backbone
     text = json.dumps(result, indent=2)
     if out is not None:
@@ -270,6 +280,7 @@ def up(
     profile: Annotated[str | None, typer.Option(help="Backbone profile (default: the deployment file's, quick).")] = None,
     host: Annotated[str, typer.Option(help="Address every process listens on.")] = "127.0.0.1",
     support_port: Annotated[int, typer.Option(help="Port of the support API.")] = 8101,
+    recommender_port: Annotated[int, typer.Option(help="Port of the recommender API.")] = 8102,
     ui_port: Annotated[int, typer.Option(help="Port of the Streamlit UI.")] = 8501,
     ui: Annotated[bool, typer.Option(help="Start the Streamlit UI too.")] = True,
     train_missing: Annotated[bool, typer.Option(help="Train backbones the deployment needs and lacks.")] = True,
@@ -293,7 +304,7 @@ def up(
         train_deployment(config.shape, chosen_profile, settings, seed=0)  # deployment files name seed-0 artifacts
         if still := launch.missing_artifacts(deployment, chosen_profile, settings):
             raise ConfigError(f"{deployment} names artifact(s) that `spine train` does not produce: {', '.join(still)}")
-    children = launch.plan(host, {"support": support_port}, ui_port if ui else None)
+    children = launch.plan(host, {"support": support_port, "recommender": recommender_port}, ui_port if ui else None)
     code = launch.run(children, launch.child_environment(deployment, chosen_profile, children), console().print)
     raise typer.Exit(code)
 

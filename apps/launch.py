@@ -24,7 +24,7 @@ from shared_backbone.settings import PROJECT_ROOT, BackboneSettings
 from shared_backbone.tasks import parse_profile
 
 # services that have a deployable app today, with their default ports
-SERVICE_APPS = {"support": ("services.support.app:app", 8101)}
+SERVICE_APPS = {"support": ("services.support.app:app", 8101), "recommender": ("services.recommender.app:app", 8102)}
 UI_PORT = 8501
 
 
@@ -107,7 +107,7 @@ def run(children: list[Child], env: dict[str, str], say: Callable[[str], None], 
             if not wait_ready(child, processes[child.name], ready_timeout_s):
                 say(f"{child.name} did not start (exit code {processes[child.name].poll()}); stopping")
                 return 1
-            say(f"{child.name:<8} {child.url}")
+            say(f"{child.name:<12} {child.url}")
         say("running; Ctrl-C stops everything")
         while True:
             for name, process in processes.items():

@@ -9,6 +9,8 @@ from __future__ import annotations
 import streamlit as st
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from services.recommender.ui import RecommenderApi
+from services.recommender.ui import page as recommender_page
 from services.support.ui import SupportApi
 from services.support.ui import page as support_page
 
@@ -17,12 +19,18 @@ class UISettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SPINE_UI_", env_file=".env", extra="ignore")
 
     support_url: str = "http://127.0.0.1:8101"
+    recommender_url: str = "http://127.0.0.1:8102"
     timeout_s: float = 30.0
 
 
 @st.cache_resource
 def _support_api(url: str, timeout_s: float) -> SupportApi:
     return SupportApi(url, timeout_s=timeout_s)
+
+
+@st.cache_resource
+def _recommender_api(url: str, timeout_s: float) -> RecommenderApi:
+    return RecommenderApi(url, timeout_s=timeout_s)
 
 
 def main() -> None:
@@ -32,7 +40,15 @@ def main() -> None:
     def support() -> None:
         support_page(_support_api(settings.support_url, settings.timeout_s))
 
-    st.navigation([st.Page(support, title="Support chat", icon="💬", url_path="support", default=True)]).run()
+    def recommendations() -> None:
+        recommender_page(_recommender_api(settings.recommender_url, settings.timeout_s))
+
+    st.navigation(
+        [
+            st.Page(support, title="Support chat", icon="💬", url_path="support", default=True),
+            st.Page(recommendations, title="Recommendations", icon="🎬", url_path="recommendations"),
+        ]
+    ).run()
 
 
 if __name__ == "__main__":

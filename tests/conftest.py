@@ -89,3 +89,43 @@ def trained_shared(tmp_path_factory: pytest.TempPathFactory, tiny_encoder_path: 
     settings = BackboneSettings(base_model=tiny_encoder_path, artifacts_dir=tmp_path_factory.mktemp("shared"), threads=2)
     train_deployment("shared", "smoke", settings, progress=False)
     return settings
+
+
+@pytest.fixture(scope="session")
+def frozen_quick(tmp_path_factory: pytest.TempPathFactory) -> BackboneSettings:
+    """The real all-MiniLM-L6-v2, frozen, with `quick` heads: one training (~2 min) for every real-backbone test."""
+    from shared_backbone.training import train_deployment
+
+    settings = BackboneSettings(artifacts_dir=tmp_path_factory.mktemp("frozen-quick"), base_model=None)
+    train_deployment("frozen", "quick", settings, progress=False)
+    return settings
+
+
+SMALL_MOVIES = """movieId,title,genres
+1,Star Voyage (1980),Sci-Fi|Adventure
+2,Galaxy Raiders (1985),Sci-Fi|Action
+3,Moon Base (1990),Sci-Fi
+4,Laugh Factory (1981),Comedy
+5,Silly Summer (1986),Comedy
+6,"Wedding Chaos, The (1995)",Comedy|Romance
+7,Night Terror (1979),Horror
+8,Haunting Hour (1999),Horror|Thriller
+9,Space Jokers (2001),Comedy|Sci-Fi
+10,Quiet Drama (2005),Drama
+"""
+SMALL_TAGS = "userId,movieId,tag,timestamp\n1,9,funny,1\n1,9,space,1\n1,1,space,1\n"
+# user 6 also disliked a comedy (rated 2)
+SMALL_RATINGS = [(1, 1, 5), (1, 2, 4.5), (1, 3, 4), (2, 1, 5), (2, 2, 4), (3, 4, 5), (3, 5, 4), (3, 6, 4), (4, 4, 4), (4, 5, 5)]
+SMALL_RATINGS += [(5, 7, 5), (5, 8, 4), (6, 2, 4), (6, 3, 5), (6, 4, 2)]
+
+
+@pytest.fixture
+def small_movielens(tmp_path: Path) -> Path:
+    """Ten films in MovieLens's CSV shape: sci-fi fans 1, 2, 6; comedy fans 3, 4; horror fan 5."""
+    folder = tmp_path / "small-movielens"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "movies.csv").write_text(SMALL_MOVIES, encoding="utf-8")
+    (folder / "tags.csv").write_text(SMALL_TAGS, encoding="utf-8")
+    rows = [f"{u},{m},{r},{1_000_000 + n * 1000}" for n, (u, m, r) in enumerate(SMALL_RATINGS)]
+    (folder / "ratings.csv").write_text("userId,movieId,rating,timestamp\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    return folder

@@ -41,18 +41,20 @@ def test_missing_artifacts_are_named_and_refused_without_training(tmp_path: Path
 def test_plan_rejects_bad_ports_and_points_the_ui_at_the_services() -> None:
     with pytest.raises(ConfigError, match="support port"):
         launch.plan("127.0.0.1", {"support": 70000}, None)
-    children = launch.plan("127.0.0.1", {"support": 9101}, 9501)
-    assert [c.name for c in children] == ["support", "ui"] and children[0].url == "http://127.0.0.1:9101"
+    children = launch.plan("127.0.0.1", {"support": 9101, "recommender": 9102}, 9501)
+    assert [c.name for c in children] == ["support", "recommender", "ui"] and children[0].url == "http://127.0.0.1:9101"
     env = launch.child_environment("shared", "smoke", children)
     assert env["SPINE_UI_SUPPORT_URL"] == "http://127.0.0.1:9101" and env["SPINE_PROFILE"] == "smoke"
+    assert env["SPINE_UI_RECOMMENDER_URL"] == "http://127.0.0.1:9102"
 
 
-def test_spine_up_serves_chat_and_stops_on_ctrl_c(trained_shared: BackboneSettings, tmp_path: Path) -> None:
-    port = free_port()
+def test_spine_up_serves_every_service_and_stops_on_ctrl_c(trained_shared: BackboneSettings, tmp_path: Path, small_movielens: Path) -> None:
+    port, films = free_port(), free_port()
     artifacts = shutil.copytree(trained_shared.artifacts_dir, tmp_path / "artifacts")  # the fixture's folder stays read-only
-    env = {**os.environ, "SPINE_ARTIFACTS_DIR": str(artifacts), "HF_HUB_OFFLINE": "1"}
+    env = {**os.environ, "SPINE_ARTIFACTS_DIR": str(artifacts), "HF_HUB_OFFLINE": "1", "SPINE_RECOMMENDER_SEED_DIR": str(small_movielens)}
     spine = Path(sys.executable).with_name("spine")
     argv = [str(spine), "up", "--profile", "smoke", "--no-ui", "--no-train-missing", "--support-port", str(port)]
+    argv += ["--recommender-port", str(films)]
     process = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(iter(process.stdout.readline, "")), daemon=True)  # type: ignore[union-attr]
@@ -61,16 +63,19 @@ def test_spine_up_serves_chat_and_stops_on_ctrl_c(trained_shared: BackboneSettin
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline and process.poll() is None and not any("running" in line for line in lines):
             time.sleep(0.5)
-        assert any(f"support  http://127.0.0.1:{port}" in line for line in lines), "".join(lines)
+        assert any(line.startswith("support ") and f"http://127.0.0.1:{port}" in line for line in lines), "".join(lines)
         assert httpx.get(f"http://127.0.0.1:{port}/health", timeout=5).json()["status"] == "ok"
         reply = httpx.post(f"http://127.0.0.1:{port}/chat", json={"message": "my card has not arrived"}, timeout=30)
         assert reply.status_code == 200 and reply.json()["action"] in {"answer", "clarify", "handoff"}
+        assert any(line.startswith("recommender ") and f"http://127.0.0.1:{films}" in line for line in lines), "".join(lines)
+        listing = httpx.get(f"http://127.0.0.1:{films}/users/1/recommendations", params={"k": 3}, timeout=30)
+        assert listing.status_code == 200 and len(listing.json()["items"]) == 3
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(timeout=60)
         reader.join(timeout=10)
     assert process.returncode == 0 and any("stopping" in line for line in lines), "".join(lines)
-    assert (artifacts / "support.db").is_file()
+    assert (artifacts / "support.db").is_file() and (artifacts / "recommender.db").is_file()
 
 
 def test_spine_up_stops_with_the_reason_when_a_service_cannot_start(tmp_path: Path, trained_shared: BackboneSettings) -> None:

@@ -10,16 +10,14 @@ from fastapi.testclient import TestClient
 from services.support.app import create_app
 from services.support.settings import SupportSettings
 from shared_backbone.settings import BackboneSettings
-from shared_backbone.training import train_deployment
 
 pytestmark = pytest.mark.real_backbone
 
 
 @pytest.fixture(scope="module")
-def real_support(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+def real_support(frozen_quick: BackboneSettings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     artifacts = tmp_path_factory.mktemp("real-support")
-    backbone = BackboneSettings(artifacts_dir=artifacts, base_model=None)
-    train_deployment("frozen", "quick", backbone, progress=False)
+    backbone = frozen_quick
     settings = SupportSettings(
         deployment="frozen", profile="quick", database_url=f"sqlite:///{artifacts / 'support.db'}", backbone=backbone
     )

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from services.recommender.collaborative import EASE, InteractionMatrix, ItemKNN, Popularity
+from services.recommender.collaborative import EASE, CollaborativeModel, InteractionMatrix, ItemKNN, Popularity, text_neighbour_rows
 
 # two taste groups: users 1-3 like items 10/11/12, users 4-5 like 20/21; item 30 nobody likes
 LIKES = [(1, 10), (1, 11), (2, 10), (2, 11), (2, 12), (3, 11), (3, 12), (4, 20), (4, 21), (5, 20), (5, 20)]
@@ -39,3 +41,40 @@ def test_bad_hyperparameters_are_refused() -> None:
         ItemKNN(neighbours=0)
     with pytest.raises(ValueError, match="l2"):
         EASE(l2=0)
+
+
+def test_text_neighbour_rows_link_each_item_to_its_nearest_descriptions() -> None:
+    vectors = np.array([[1, 0], [0.95, 0.3], [0, 1], [0.2, 0.98]], dtype=np.float32)
+    rows = text_neighbour_rows(vectors, neighbours=1).toarray()
+    assert rows.shape == (4, 4)
+    assert rows[0].tolist() == [1, 1, 0, 0] and rows[2].tolist() == [0, 0, 1, 1]
+    assert text_neighbour_rows(vectors, neighbours=0).shape == (0, 4)
+
+
+def test_text_neighbours_let_ease_link_a_rarely_liked_film_to_its_look_alike() -> None:
+    # item 30 was liked once, by a user with no other likes: plain EASE cannot connect it to anything
+    likes = [*LIKES, (6, 30)]
+    interactions = InteractionMatrix.build(likes, ITEMS)
+    vectors = np.array([[1, 0, 0], [1, 0, 0], [1, 0, 0], [0, 1, 0], [0, 1, 0], [0.9, 0, 0.1]], dtype=np.float32)
+    plain = CollaborativeModel(l2=1.0).fit(interactions)
+    with_text = CollaborativeModel(l2=1.0, text_neighbours=2, text_weight=1.0).fit(interactions, vectors)
+    assert plain.scores([5], 6)[:3].max() == pytest.approx(0.0)
+    lifted = with_text.scores([5], 6)
+    assert lifted[:3].max() > 0 and lifted[:3].max() > lifted[3:5].max()  # towards the look-alikes, not the other group
+
+
+def test_collaborative_model_covers_items_with_enough_likes_and_scores_a_grown_catalogue(tmp_path: Path) -> None:
+    interactions = InteractionMatrix.build(LIKES, ITEMS)
+    model = CollaborativeModel(l2=1.0, min_item_likes=2).fit(interactions)
+    assert model.columns.tolist() == [0, 1, 2, 3]  # item 21 (one like) and 30 (none) are left to text
+    assert model.like_counts.tolist() == [2, 3, 2, 2, 1, 0]
+    scores = model.scores([0], size=8)  # two items were added after the fit
+    assert scores.shape == (8,) and scores[4:].tolist() == [0, 0, 0, 0] and scores[1] > 0
+    assert model.weight(0, 1) == pytest.approx(scores[1]) and model.weight(0, 7) == 0.0 and not model.covers(5)
+    assert model.scores([5], size=6).tolist() == [0] * 6  # liking an uncovered item lifts nothing
+    model.save(tmp_path / "model.npz")
+    loaded = CollaborativeModel()
+    assert loaded.load(tmp_path / "model.npz") and np.array_equal(loaded.scores([0], 8), scores)
+    assert not CollaborativeModel().load(tmp_path / "missing.npz")
+    with pytest.raises(ValueError, match="min_item_likes"):
+        CollaborativeModel(min_item_likes=0)

@@ -1,13 +1,16 @@
-"""Collaborative signal from the interaction matrix alone: popularity, item co-occurrence, EASE.
+"""Collaborative signal from the interaction matrix: popularity, item co-occurrence, EASE.
 
 These are both the recommender's collaborative candidates and the classic baselines its evaluation
-reports beside the hybrid, so the two always use the same code.
+reports beside the hybrid, so the two always use the same code. The service's model is EASE with
+optional text-neighbour rows (side information from the backbone).
 """
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -95,20 +98,50 @@ class ItemKNN:
         return np.asarray((rows @ self.similarity).todense(), dtype=np.float32)
 
 
+def text_neighbour_rows(vectors: np.ndarray, neighbours: int) -> sparse.csr_matrix:
+    """One pseudo-viewer per item who "liked" it and its ``neighbours`` nearest items by text.
+
+    Stacked under the interaction matrix (side information as extra rows, as in Jeunen et al.'s
+    closed-form models with side information, 2020), these let EASE link films that few people rated
+    but whose descriptions agree, while the Gram matrix stays positive semi-definite.
+    """
+    count = len(vectors)
+    neighbours = min(neighbours, count - 1)
+    if neighbours <= 0:
+        return sparse.csr_matrix((0, count), dtype=np.float32)
+    similarity = vectors @ vectors.T
+    np.fill_diagonal(similarity, -np.inf)
+    nearest = np.argpartition(-similarity, neighbours - 1, axis=1)[:, :neighbours]
+    columns = np.concatenate([np.arange(count)[:, None], nearest], axis=1).ravel()
+    rows = np.repeat(np.arange(count), neighbours + 1)
+    return sparse.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, columns)), shape=(count, count))
+
+
 class EASE:
-    """Steck's EASE (WWW 2019): a closed-form item-item model with a zero diagonal."""
+    """Steck's EASE (WWW 2019): a closed-form item-item model with a zero diagonal.
+
+    ``side_rows`` (pseudo-viewers in the same item columns, weighted by ``side_weight``) add side
+    information to the Gram matrix; without them this is plain EASE.
+    """
 
     name = "ease"
 
-    def __init__(self, l2: float = 100.0) -> None:
+    def __init__(self, l2: float = 100.0, side_weight: float = 0.0) -> None:
         if l2 <= 0:
             raise ValueError("l2 must be positive")
+        if side_weight < 0:
+            raise ValueError("side_weight must not be negative")
         self.l2 = l2
+        self.side_weight = side_weight
         self.weights: np.ndarray | None = None
 
-    def fit(self, interactions: InteractionMatrix) -> EASE:
+    def fit(self, interactions: InteractionMatrix, side_rows: sparse.csr_matrix | None = None) -> EASE:
         x = interactions.matrix
         gram = (x.T @ x).toarray().astype(np.float64)
+        if side_rows is not None and self.side_weight > 0:
+            if side_rows.shape[1] != x.shape[1]:
+                raise ValueError("side rows must have one column per item")
+            gram += self.side_weight * (side_rows.T @ side_rows).toarray()
         gram[np.diag_indices_from(gram)] += self.l2
         precision = np.linalg.inv(gram)
         weights = -precision / np.diag(precision)[None, :]
@@ -119,3 +152,73 @@ class EASE:
     def scores(self, rows: sparse.csr_matrix) -> np.ndarray:
         assert self.weights is not None, "fit() first"
         return np.asarray(rows @ self.weights, dtype=np.float32)
+
+
+class CollaborativeModel:
+    """The service's collaborative scorer: EASE over items liked at least ``min_item_likes`` times,
+    with optional text-neighbour rows, scoring any set of liked items over the whole catalogue.
+
+    A new viewer's likes score at once (a row times the weights, no refit); items added after the
+    fit score 0 until the next fit and are left to the text side of the blend.
+    """
+
+    def __init__(self, l2: float = 100.0, text_neighbours: int = 0, text_weight: float = 1.0, min_item_likes: int = 1) -> None:
+        if text_neighbours < 0 or min_item_likes < 1:
+            raise ValueError("text_neighbours >= 0 and min_item_likes >= 1 are needed")
+        self.l2, self.text_neighbours, self.text_weight, self.min_item_likes = l2, text_neighbours, text_weight, min_item_likes
+        self.columns = np.zeros(0, dtype=np.int64)  # catalogue columns the model covers
+        self.weights = np.zeros((0, 0), dtype=np.float32)
+        self.like_counts = np.zeros(0, dtype=np.float32)  # per catalogue column at fit time
+        self._position: dict[int, int] = {}
+
+    def fit(self, interactions: InteractionMatrix, vectors: np.ndarray | None = None) -> CollaborativeModel:
+        counts = np.asarray(interactions.matrix.sum(axis=0)).ravel().astype(np.float32)
+        columns = np.flatnonzero(counts >= self.min_item_likes)
+        if len(columns):
+            sub = InteractionMatrix(
+                interactions.matrix[:, columns].tocsr(), interactions.user_ids, tuple(interactions.item_ids[c] for c in columns)
+            )
+            side = None
+            if vectors is not None and self.text_neighbours > 0:
+                side = text_neighbour_rows(np.asarray(vectors, dtype=np.float32)[columns], self.text_neighbours)
+            weights = EASE(self.l2, self.text_weight).fit(sub, side).weights
+            assert weights is not None
+        else:
+            weights = np.zeros((0, 0), dtype=np.float32)
+        self._set(columns, weights, counts)
+        return self
+
+    def _set(self, columns: np.ndarray, weights: np.ndarray, counts: np.ndarray) -> None:
+        self.columns, self.weights, self.like_counts = columns.astype(np.int64), weights, counts
+        self._position = {int(c): n for n, c in enumerate(self.columns)}
+
+    def scores(self, liked_columns: Sequence[int], size: int) -> np.ndarray:
+        """Scores for ``size`` catalogue columns (the catalogue may have grown since the fit)."""
+        out = np.zeros(size, dtype=np.float32)
+        rows = [self._position[c] for c in liked_columns if c in self._position]
+        if rows:
+            out[self.columns] = self.weights[rows].sum(axis=0)
+        return out
+
+    def covers(self, column: int) -> bool:
+        return column in self._position
+
+    def weight(self, from_column: int, to_column: int) -> float:
+        """How much liking one item lifts another: the basis of "because you liked X"."""
+        a, b = self._position.get(from_column), self._position.get(to_column)
+        return 0.0 if a is None or b is None else float(self.weights[a, b])
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        staged = path.with_name(f"staged-{path.name}")
+        with staged.open("wb") as handle:
+            np.savez(handle, columns=self.columns, weights=self.weights, like_counts=self.like_counts)
+        staged.replace(path)
+
+    def load(self, path: Path) -> bool:
+        try:
+            with np.load(path, allow_pickle=False) as saved:
+                self._set(saved["columns"], saved["weights"], saved["like_counts"])
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):  # missing or damaged: fit again
+            return False
+        return True

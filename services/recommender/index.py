@@ -98,7 +98,7 @@ class ItemIndex:
             index = faiss.read_index(str(folder / "index.faiss"))
             ids = np.load(folder / "ids.npy", allow_pickle=False)
             vectors = np.load(folder / "vectors.npy", allow_pickle=False)
-        except (OSError, ValueError, RuntimeError):
+        except (OSError, ValueError, RuntimeError, EOFError):  # missing or damaged: rebuild
             return False
         if len(ids) != index.ntotal or len(vectors) != len(ids):
             return False
@@ -122,6 +122,16 @@ class ItemIndex:
             self._ids = np.concatenate([self._ids, ids])
             self._vectors = np.concatenate([self._vectors, vectors])
             self._row.update({int(i): start + n for n, i in enumerate(ids)})
+
+    @property
+    def ids(self) -> np.ndarray:
+        """Item ids in row order (rows only ever grow, so a row number is stable)."""
+        return self._ids
+
+    @property
+    def matrix(self) -> np.ndarray:
+        """Every item's vector, rows in ``ids`` order; read-only for callers."""
+        return self._vectors
 
     def vectors(self, item_ids: Sequence[int]) -> np.ndarray:
         with self._lock:

@@ -6,7 +6,7 @@ Pure functions over arrays and plain records, so every step is testable without 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -85,20 +85,71 @@ def user_profile(embeddings: np.ndarray, timestamps: Sequence[float], half_life_
     return (profile / norm if norm > 0 else profile).astype(np.float32)
 
 
-def _min_max(scores: Mapping[int, float]) -> dict[int, float]:
-    if not scores:
-        return {}
-    values = np.array(list(scores.values()), dtype=np.float64)
-    low, span = values.min(), values.max() - values.min()
-    return {item: (float(score) - low) / span if span > 0 else 1.0 for item, score in scores.items()}
+@dataclass(frozen=True)
+class Spread:
+    """Mean and standard deviation of one source's scores over the whole catalogue."""
+
+    mean: float
+    std: float
+
+    @classmethod
+    def of(cls, scores: np.ndarray) -> Spread:
+        return cls(float(scores.mean()), float(scores.std()) if len(scores) else 0.0)
+
+    def standardise(self, scores: np.ndarray) -> np.ndarray:
+        """(score - mean) / std; a spread within rounding noise of the mean counts as none (all scores tie)."""
+        floor = 1e-6 * (abs(self.mean) + 1.0)
+        return (np.asarray(scores, dtype=np.float64) - self.mean) / max(self.std, floor)
 
 
-def blend(content: Mapping[int, float], collaborative: Mapping[int, float], collaborative_weight: float) -> dict[int, float]:
-    """One score per candidate from either source: each list min-max scaled, missing counts as 0."""
-    if not 0.0 <= collaborative_weight <= 1.0:
-        raise ValueError("collaborative_weight must be in [0, 1]")
-    a, b = _min_max(content), _min_max(collaborative)
-    return {item: (1 - collaborative_weight) * a.get(item, 0.0) + collaborative_weight * b.get(item, 0.0) for item in {*a, *b}}
+def text_spread(vector_sum: np.ndarray, vector_gram: np.ndarray, count: int, profile: np.ndarray) -> Spread:
+    """The spread of ``vectors @ profile`` over the catalogue from running sums, without scoring every item.
+
+    The mean is ``mean(v) . p`` and the second moment ``p' (V'V / n) p``; both sums grow in O(d^2) per new item.
+    """
+    mean = float(vector_sum @ profile) / count
+    second = float(profile @ vector_gram @ profile) / count
+    return Spread(mean, float(np.sqrt(max(second - mean * mean, 0.0))))
+
+
+def blend(text: np.ndarray, text_spread: Spread, collaborative: np.ndarray, collaborative_spread: Spread, text_weight: float) -> np.ndarray:
+    """One score per candidate: each source standardised over the whole catalogue, then weighted.
+
+    Standardising against the catalogue (not the candidate list) keeps a source's confidence: a user
+    whose collaborative scores stand far above the crowd keeps that lead after blending.
+    """
+    if not 0.0 <= text_weight <= 1.0:
+        raise ValueError("text_weight must be in [0, 1]")
+    return (1 - text_weight) * collaborative_spread.standardise(collaborative) + text_weight * text_spread.standardise(text)
+
+
+def hybrid_candidates(
+    profile: np.ndarray,
+    vectors: np.ndarray,
+    text_top: Sequence[int],
+    spread_of_text: Spread,
+    collaborative: np.ndarray,
+    text_weight: float,
+    candidates: int,
+    exclude: Sequence[int] = (),
+) -> tuple[np.ndarray, np.ndarray]:
+    """The service's ranking step: catalogue columns and blended scores, best first.
+
+    Candidates are the text search's top columns (``text_top``, from FAISS) and the top
+    ``candidates`` collaborative columns, both without ``exclude`` (what the viewer has seen: a
+    heavy viewer's own films would otherwise fill the list); each is then scored by both sources.
+    """
+    collaborative = np.asarray(collaborative, dtype=np.float32)
+    spread = Spread.of(collaborative)
+    blocked = np.asarray(exclude, dtype=np.int64)
+    open_scores = collaborative.copy()
+    open_scores[blocked] = -np.inf
+    take = min(candidates, len(collaborative) - len(np.unique(blocked)))
+    top = np.argpartition(-open_scores, take - 1)[:take] if take > 0 else np.zeros(0, dtype=np.int64)
+    pool = np.setdiff1d(np.union1d(np.asarray(text_top, dtype=np.int64), top), blocked)
+    scores = blend(vectors[pool] @ profile, spread_of_text, collaborative[pool], spread, text_weight)
+    order = np.argsort(-scores, kind="stable")
+    return pool[order], scores[order]
 
 
 def passes(item: ItemFacts, genres: Sequence[str] = (), year_from: int | None = None, year_to: int | None = None) -> bool:
@@ -137,12 +188,13 @@ def mmr(relevance: Sequence[float], embeddings: np.ndarray, k: int, diversity: f
     return chosen
 
 
-def because_you_liked(item_embedding: np.ndarray, liked: Sequence[ItemFacts], liked_embeddings: np.ndarray) -> str | None:
-    """The liked item closest to the recommended one, as a reason a person can check."""
-    if not liked:
-        return None
-    nearest = int(np.argmax(liked_embeddings @ item_embedding))
-    return f"because you liked {liked[nearest].title}"
+def because_you_liked(lifts: np.ndarray, similarities: np.ndarray) -> int:
+    """Which liked item to name as the reason: the one whose like lifts this item most in the
+    collaborative model, or, when none lifts it, the nearest by text. A person can check either."""
+    if len(lifts) == 0 or len(lifts) != len(similarities):
+        raise ValueError("one lift and one similarity per liked item are needed")
+    strongest = int(np.argmax(lifts))
+    return strongest if lifts[strongest] > 0 else int(np.argmax(similarities))
 
 
 def words(text: str) -> set[str]:
