@@ -31,7 +31,7 @@ def free_port() -> int:
 def test_missing_artifacts_are_named_and_refused_without_training(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     settings = BackboneSettings(artifacts_dir=tmp_path)
     assert launch.missing_artifacts("shared", "smoke", settings) == ["shared-smoke"]
-    assert launch.missing_artifacts("per-domain", "quick", settings) == ["per-domain-support-quick"]
+    assert launch.missing_artifacts("per-domain", "quick", settings) == ["per-domain-recommender-quick", "per-domain-support-quick"]
     monkeypatch.setenv("SPINE_ARTIFACTS_DIR", str(tmp_path))
     result = CliRunner().invoke(app, ["up", "--profile", "smoke", "--no-train-missing"])
     assert result.exit_code == 1 and "missing backbone artifact(s) shared-smoke" in result.output
