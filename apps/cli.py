@@ -281,6 +281,7 @@ def up(
     host: Annotated[str, typer.Option(help="Address every process listens on.")] = "127.0.0.1",
     support_port: Annotated[int, typer.Option(help="Port of the support API.")] = 8101,
     recommender_port: Annotated[int, typer.Option(help="Port of the recommender API.")] = 8102,
+    sentiment_port: Annotated[int, typer.Option(help="Port of the sentiment monitor API.")] = 8103,
     ui_port: Annotated[int, typer.Option(help="Port of the Streamlit UI.")] = 8501,
     ui: Annotated[bool, typer.Option(help="Start the Streamlit UI too.")] = True,
     train_missing: Annotated[bool, typer.Option(help="Train backbones the deployment needs and lacks.")] = True,
@@ -304,7 +305,9 @@ def up(
         train_deployment(config.shape, chosen_profile, settings, seed=0)  # deployment files name seed-0 artifacts
         if still := launch.missing_artifacts(deployment, chosen_profile, settings):
             raise ConfigError(f"{deployment} names artifact(s) that `spine train` does not produce: {', '.join(still)}")
-    children = launch.plan(host, {"support": support_port, "recommender": recommender_port}, ui_port if ui else None)
+    children = launch.plan(
+        host, {"support": support_port, "recommender": recommender_port, "sentiment": sentiment_port}, ui_port if ui else None
+    )
     code = launch.run(children, launch.child_environment(deployment, chosen_profile, children), console().print)
     raise typer.Exit(code)
 

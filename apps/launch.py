@@ -24,7 +24,11 @@ from shared_backbone.settings import PROJECT_ROOT, BackboneSettings
 from shared_backbone.tasks import parse_profile
 
 # services that have a deployable app today, with their default ports
-SERVICE_APPS = {"support": ("services.support.app:app", 8101), "recommender": ("services.recommender.app:app", 8102)}
+SERVICE_APPS = {
+    "support": ("services.support.app:app", 8101),
+    "recommender": ("services.recommender.app:app", 8102),
+    "sentiment": ("services.sentiment.app:app", 8103),
+}
 UI_PORT = 8501
 
 

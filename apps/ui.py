@@ -11,6 +11,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.recommender.ui import RecommenderApi
 from services.recommender.ui import page as recommender_page
+from services.sentiment.ui import SentimentApi
+from services.sentiment.ui import page as sentiment_page
 from services.support.ui import SupportApi
 from services.support.ui import page as support_page
 
@@ -20,6 +22,7 @@ class UISettings(BaseSettings):
 
     support_url: str = "http://127.0.0.1:8101"
     recommender_url: str = "http://127.0.0.1:8102"
+    sentiment_url: str = "http://127.0.0.1:8103"
     timeout_s: float = 30.0
 
 
@@ -33,6 +36,11 @@ def _recommender_api(url: str, timeout_s: float) -> RecommenderApi:
     return RecommenderApi(url, timeout_s=timeout_s)
 
 
+@st.cache_resource
+def _sentiment_api(url: str, timeout_s: float) -> SentimentApi:
+    return SentimentApi(url, timeout_s=timeout_s)
+
+
 def main() -> None:
     settings = UISettings()
     st.set_page_config(page_title="Spine", page_icon="🦴", layout="wide")
@@ -43,10 +51,14 @@ def main() -> None:
     def recommendations() -> None:
         recommender_page(_recommender_api(settings.recommender_url, settings.timeout_s))
 
+    def alerts() -> None:
+        sentiment_page(_sentiment_api(settings.sentiment_url, settings.timeout_s))
+
     st.navigation(
         [
             st.Page(support, title="Support chat", icon="💬", url_path="support", default=True),
             st.Page(recommendations, title="Recommendations", icon="🎬", url_path="recommendations"),
+            st.Page(alerts, title="Sentiment alerts", icon="📈", url_path="sentiment"),
         ]
     ).run()
 

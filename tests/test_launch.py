@@ -31,7 +31,11 @@ def free_port() -> int:
 def test_missing_artifacts_are_named_and_refused_without_training(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     settings = BackboneSettings(artifacts_dir=tmp_path)
     assert launch.missing_artifacts("shared", "smoke", settings) == ["shared-smoke"]
-    assert launch.missing_artifacts("per-domain", "quick", settings) == ["per-domain-recommender-quick", "per-domain-support-quick"]
+    assert launch.missing_artifacts("per-domain", "quick", settings) == [
+        "per-domain-recommender-quick",
+        "per-domain-sentiment-quick",
+        "per-domain-support-quick",
+    ]
     monkeypatch.setenv("SPINE_ARTIFACTS_DIR", str(tmp_path))
     result = CliRunner().invoke(app, ["up", "--profile", "smoke", "--no-train-missing"])
     assert result.exit_code == 1 and "missing backbone artifact(s) shared-smoke" in result.output
@@ -41,20 +45,20 @@ def test_missing_artifacts_are_named_and_refused_without_training(tmp_path: Path
 def test_plan_rejects_bad_ports_and_points_the_ui_at_the_services() -> None:
     with pytest.raises(ConfigError, match="support port"):
         launch.plan("127.0.0.1", {"support": 70000}, None)
-    children = launch.plan("127.0.0.1", {"support": 9101, "recommender": 9102}, 9501)
-    assert [c.name for c in children] == ["support", "recommender", "ui"] and children[0].url == "http://127.0.0.1:9101"
+    children = launch.plan("127.0.0.1", {"support": 9101, "recommender": 9102, "sentiment": 9103}, 9501)
+    assert [c.name for c in children] == ["support", "recommender", "sentiment", "ui"] and children[0].url == "http://127.0.0.1:9101"
     env = launch.child_environment("shared", "smoke", children)
     assert env["SPINE_UI_SUPPORT_URL"] == "http://127.0.0.1:9101" and env["SPINE_PROFILE"] == "smoke"
     assert env["SPINE_UI_RECOMMENDER_URL"] == "http://127.0.0.1:9102"
 
 
 def test_spine_up_serves_every_service_and_stops_on_ctrl_c(trained_shared: BackboneSettings, tmp_path: Path, small_movielens: Path) -> None:
-    port, films = free_port(), free_port()
+    port, films, news = free_port(), free_port(), free_port()
     artifacts = shutil.copytree(trained_shared.artifacts_dir, tmp_path / "artifacts")  # the fixture's folder stays read-only
     env = {**os.environ, "SPINE_ARTIFACTS_DIR": str(artifacts), "HF_HUB_OFFLINE": "1", "SPINE_RECOMMENDER_SEED_DIR": str(small_movielens)}
     spine = Path(sys.executable).with_name("spine")
     argv = [str(spine), "up", "--profile", "smoke", "--no-ui", "--no-train-missing", "--support-port", str(port)]
-    argv += ["--recommender-port", str(films)]
+    argv += ["--recommender-port", str(films), "--sentiment-port", str(news)]
     process = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(iter(process.stdout.readline, "")), daemon=True)  # type: ignore[union-attr]
@@ -70,12 +74,14 @@ def test_spine_up_serves_every_service_and_stops_on_ctrl_c(trained_shared: Backb
         assert any(line.startswith("recommender ") and f"http://127.0.0.1:{films}" in line for line in lines), "".join(lines)
         listing = httpx.get(f"http://127.0.0.1:{films}/users/1/recommendations", params={"k": 3}, timeout=30)
         assert listing.status_code == 200 and len(listing.json()["items"]) == 3
+        pushed = httpx.post(f"http://127.0.0.1:{news}/documents", json={"documents": [{"text": "$TSLA shares plunge"}]}, timeout=30)
+        assert pushed.status_code == 200 and pushed.json()["stored"] == 1
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(timeout=60)
         reader.join(timeout=10)
     assert process.returncode == 0 and any("stopping" in line for line in lines), "".join(lines)
-    assert (artifacts / "support.db").is_file() and (artifacts / "recommender.db").is_file()
+    assert all((artifacts / f"{service}.db").is_file() for service in ("support", "recommender", "sentiment"))
 
 
 def test_spine_up_stops_with_the_reason_when_a_service_cannot_start(tmp_path: Path, trained_shared: BackboneSettings) -> None:

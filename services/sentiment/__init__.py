@@ -1,0 +1,1 @@
+"""The financial-news sentiment monitor: sources, pipeline, store, trends, surge detection, alerts."""
