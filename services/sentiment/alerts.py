@@ -114,3 +114,21 @@ def _alert(session: Session, surge: Surge, width: timedelta) -> Alert | None:
         return None
     queue_deliveries(session, alert)
     return alert
+
+
+def describe(alert: Alert) -> dict[str, Any]:
+    """An alert as the API, the UI and webhooks show it."""
+    return {
+        "id": alert.id,
+        "key": alert.key,
+        "severity": alert.severity,
+        "window_start": utc(alert.window_start).isoformat(),
+        "window_end": utc(alert.window_end).isoformat(),
+        "volume": alert.volume,
+        "share_negative": alert.share_negative,
+        "baseline_share": alert.baseline_share,
+        "z": alert.z,
+        "evidence": alert.evidence,
+        "created_at": utc(alert.created_at).isoformat() if alert.created_at else None,
+        "acknowledged_at": utc(alert.acknowledged_at).isoformat() if alert.acknowledged_at else None,
+    }

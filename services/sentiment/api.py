@@ -10,6 +10,7 @@ from pydantic import AnyHttpUrl, BaseModel, ConfigDict, EmailStr, Field, field_v
 from sqlalchemy import select
 
 from services.common.security import require_admin
+from services.sentiment.alerts import describe
 from services.sentiment.documents import RawDocument, utc
 from services.sentiment.monitor import Monitor
 from services.sentiment.store import Alert, Document, DocumentTicker, Subscription
@@ -189,23 +190,6 @@ def subscribe(body: NewSubscription, monitor: MonitorDep) -> dict[str, Any]:
         return _subscription(subscription)
 
 
-def _alert(a: Alert) -> dict[str, Any]:
-    return {
-        "id": a.id,
-        "key": a.key,
-        "severity": a.severity,
-        "window_start": utc(a.window_start).isoformat(),
-        "window_end": utc(a.window_end).isoformat(),
-        "volume": a.volume,
-        "share_negative": a.share_negative,
-        "baseline_share": a.baseline_share,
-        "z": a.z,
-        "evidence": a.evidence,
-        "created_at": utc(a.created_at).isoformat(),
-        "acknowledged_at": utc(a.acknowledged_at).isoformat() if a.acknowledged_at else None,
-    }
-
-
 @alerts_router.get("/alerts")
 def alerts(monitor: MonitorDep, acknowledged: bool | None = None, limit: Annotated[int, Query(ge=1, le=500)] = 50) -> list[dict[str, Any]]:
     """The alert feed, newest window first."""
@@ -213,7 +197,7 @@ def alerts(monitor: MonitorDep, acknowledged: bool | None = None, limit: Annotat
     if acknowledged is not None:
         query = query.where(Alert.acknowledged_at.is_not(None) if acknowledged else Alert.acknowledged_at.is_(None))
     with monitor.database.session() as db:
-        return [_alert(a) for a in db.scalars(query.order_by(Alert.window_start.desc(), Alert.id.desc()).limit(limit))]
+        return [describe(a) for a in db.scalars(query.order_by(Alert.window_start.desc(), Alert.id.desc()).limit(limit))]
 
 
 @alerts_router.post("/alerts/{alert_id}/ack")
@@ -225,7 +209,7 @@ def acknowledge(alert_id: int, monitor: MonitorDep) -> dict[str, Any]:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no alert {alert_id}")
         if alert.acknowledged_at is None:
             alert.acknowledged_at = datetime.now(UTC)
-        return _alert(alert)
+        return describe(alert)
 
 
 @sources_router.get("")

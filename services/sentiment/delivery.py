@@ -19,7 +19,7 @@ import httpx
 from sqlalchemy import select
 
 from services.common.db import Database
-from services.sentiment.documents import utc
+from services.sentiment.alerts import describe
 from services.sentiment.store import Alert, Delivery, Subscription
 
 log = logging.getLogger(__name__)
@@ -51,21 +51,7 @@ def summary(alert: Alert) -> str:
 
 
 def payload(alert: Alert) -> dict[str, Any]:
-    return {
-        "text": summary(alert),  # what Slack's incoming webhooks display
-        "alert": {
-            "id": alert.id,
-            "key": alert.key,
-            "severity": alert.severity,
-            "window_start": utc(alert.window_start).isoformat(),
-            "window_end": utc(alert.window_end).isoformat(),
-            "volume": alert.volume,
-            "share_negative": alert.share_negative,
-            "baseline_share": alert.baseline_share,
-            "z": alert.z,
-            "evidence": alert.evidence,
-        },
-    }
+    return {"text": summary(alert), "alert": describe(alert)}  # "text" is what Slack's incoming webhooks display
 
 
 class Deliverer:

@@ -64,6 +64,7 @@ class Monitor:
             settings.min_share_rise,
             settings.warm_up_windows,
             timedelta(minutes=settings.cooldown_minutes),
+            settings.extra_std,
         )
         self.replay_texts = replay_texts
         self.deliverer = Deliverer(

@@ -26,9 +26,10 @@ class SentimentSettings(ServiceSettings):
     # surge detection
     window_minutes: int = Field(default=60, ge=1, le=7 * 24 * 60, description="width of one detection window")
     ewma_alpha: float = Field(default=0.1, gt=0, le=1, description="weight of the newest window in the trailing baseline")
-    z_threshold: float = Field(default=3.0, gt=0, description="negative share this many baseline deviations above its mean: surge")
-    min_volume: int = Field(default=5, ge=1, description="windows with fewer documents never alert")
-    min_share_rise: float = Field(default=0.15, ge=0, le=1, description="and the negative share must be at least this much above baseline")
+    z_threshold: float = Field(default=3.5, gt=0, description="negative share this many deviations above the baseline rate: surge")
+    extra_std: float = Field(default=0.05, ge=0, le=1, description="share deviation allowed beyond binomial noise (news cycles)")
+    min_volume: int = Field(default=10, ge=1, description="windows with fewer documents never alert")
+    min_share_rise: float = Field(default=0.3, ge=0, le=1, description="and the negative share must be at least this much above baseline")
     warm_up_windows: int = Field(default=6, ge=1, description="windows of history before a key may alert")
     cooldown_minutes: int = Field(default=180, ge=0, description="after an alert, the same topic or ticker is quiet this long")
     history_windows: int = Field(default=72, ge=2, le=10_000, description="windows of history the detector scans per run")
