@@ -147,3 +147,27 @@ def test_trend_frame_pivots_topics_into_columns() -> None:
     frame = trend_frame(trends)
     assert list(frame.columns) == ["Earnings", "Macro"] and frame["Earnings"].tolist() == [0.1, 0.7]
     assert frame["Macro"].isna().tolist() == [True, False]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "code", "detail"),
+    [
+        ("post", "/documents", {"documents": [{"text": "x", "published_at": "0001-01-01T00:00:00Z"}]}, 422, "time"),
+        ("post", "/documents", {"documents": [{"text": "x", "published_at": "2999-01-01T00:00:00Z"}]}, 422, "time"),
+        ("get", "/documents?since=0001-01-01T00:00:00%2B01:00", None, 422, "since"),
+        ("get", "/trends?since=0001-01-01T00:00:00%2B01:00", None, 422, "since"),
+        ("post", "/alerts/999999999999999999999999999999/ack", None, 422, "alert_id"),
+        ("post", "/sources", {"name": "r", "kind": "replay", "config": {"texts": 5}}, 400, "replay configuration"),
+        ("post", "/sources", {"name": "r", "kind": "replay", "config": {"texts": ["a"], "spacing_s": 1e308}}, 400, "replay configuration"),
+        ("post", "/sources", {"name": "push", "kind": "folder", "config": {"folder": "/tmp"}}, 400, "built-in"),
+    ],
+)
+def test_out_of_range_input_is_a_4xx_not_a_500(api: TestClient, method: str, path: str, body: dict | None, code: int, detail: str) -> None:
+    response = api.request(method.upper(), path, json=body, headers=ADMIN)
+    assert response.status_code == code and detail in response.json()["detail"], response.text
+
+
+def test_webhook_urls_are_not_listed_in_full(api: TestClient) -> None:
+    api.post("/subscriptions", json={"name": "slack", "webhook_url": "https://hooks.example.com/services/T000/B000/secret"})
+    listed = api.get("/subscriptions").json()[0]
+    assert listed["webhook"] == "https://hooks.example.com/..." and "secret" not in str(listed)

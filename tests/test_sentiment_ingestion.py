@@ -166,3 +166,22 @@ def test_replay_streams_a_fixed_timeline_with_injected_surges() -> None:
     resumed = ReplaySource("replay", [f"news {n}" for n in range(60)], start, timedelta(minutes=1), [surge]).fetch(first.cursor, 100)
     assert len(resumed.documents) == 30 and resumed.cursor == {"position": 62}
     assert [d.published_at for d in resumed.documents] == sorted(d.published_at for d in resumed.documents)
+
+
+def test_folder_source_waits_for_unfinished_lines_and_reads_real_csv(tmp_path: Path) -> None:
+    folder = tmp_path / "drop"
+    folder.mkdir()
+    growing = folder / "a.jsonl"
+    growing.write_text('{"text": "whole"}\n{"text": "half', encoding="utf-8")  # the writer is mid-line
+    source = FolderSource("drop", folder, settle_s=60)
+    first = source.fetch(None, limit=10)
+    assert [d.text for d in first.documents] == ["whole"] and first.problems == {}
+    with growing.open("a", encoding="utf-8") as writer:
+        writer.write(' written"}\n')
+    assert [d.text for d in source.fetch(first.cursor, limit=10).documents] == ["half written"]
+    (folder / "b.csv").write_bytes('\ufefftext,id\n"two\nlines",x1\nplain,x2\n'.encode())  # BOM, a quoted newline
+    read = source.fetch(None, limit=10)
+    assert [d.text for d in read.documents if d.source == "drop"][-2:] == ["two\nlines", "plain"]
+    tail = folder / "c.jsonl"
+    tail.write_text('{"text": "no newline at the end"}', encoding="utf-8")
+    assert "no newline at the end" in [d.text for d in FolderSource("drop", folder, settle_s=0).fetch(read.cursor, 10).documents]

@@ -230,3 +230,42 @@ def test_the_demo_replay_ends_now_and_bursts_on_the_topic_its_bearish_news_falls
         assert monitor.run_source("demo-replay")["stored"] > 0
     finally:
         monitor.shut_down()
+
+
+TICKS: list[int] = []
+
+
+def tick() -> None:
+    TICKS.append(1)
+
+
+def test_a_failing_job_store_does_not_stop_the_scheduler(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+    from apscheduler.schedulers.background import BackgroundScheduler
+    from sqlalchemy.exc import OperationalError
+
+    from services.common.db import Database
+    from services.sentiment.monitor import ResilientJobStore
+    from services.sentiment.store import Base
+
+    database = Database(f"sqlite:///{tmp_path / 'jobs.db'}")
+    database.warm_up(Base.metadata)
+    failures = {"left": 2}
+    real_update = SQLAlchemyJobStore.update_job
+
+    def locked_twice(self, job) -> None:  # type: ignore[no-untyped-def]
+        if failures["left"]:
+            failures["left"] -= 1
+            raise OperationalError("UPDATE", {}, Exception("database is locked"))
+        real_update(self, job)
+
+    monkeypatch.setattr(SQLAlchemyJobStore, "update_job", locked_twice)
+    scheduler = BackgroundScheduler(jobstores={"default": ResilientJobStore(engine=database.engine)}, timezone=UTC)
+    scheduler.start()
+    try:
+        scheduler.add_job(f"{__name__}:tick", "interval", seconds=0.2, id="tick")
+        time.sleep(1.5)
+        assert failures["left"] == 0 and len(TICKS) >= 4 and scheduler._thread.is_alive()  # type: ignore[attr-defined]
+    finally:
+        scheduler.shutdown()
+        database.dispose()

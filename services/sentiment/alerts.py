@@ -6,7 +6,6 @@ An alert is written in the same transaction as the documents that raised it, and
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -70,20 +69,17 @@ def queue_deliveries(session: Session, alert: Alert) -> None:
             session.add(Delivery(alert_id=alert.id, subscription_id=subscription.id, channel="email"))
 
 
-def raise_alerts(
-    session: Session,
-    series: dict[str, list[Point]],
-    rule: SurgeRule,
-    width: timedelta,
-    touched: Iterable[tuple[str, datetime]] | None = None,
-) -> list[Alert]:
-    """Scan every key's windows; store and queue alerts for surges in ``touched`` windows (all when None)."""
-    touched_set = None if touched is None else set(touched)
+def raise_alerts(session: Session, series: dict[str, list[Point]], rule: SurgeRule, width: timedelta) -> list[Alert]:
+    """Store and queue every surge in the scanned windows that is not stored yet and not within the
+    cooldown of a stored alert for its key.
+
+    Every surge, not only those in windows this run wrote to: late stories can make an earlier window
+    the start of an episode, and the detector's own cooldown then quiets the window after it; alerting
+    only new windows would raise nothing for that episode. The unique dedupe key keeps this idempotent.
+    """
     raised: list[Alert] = []
     for key, points in series.items():
         for surge in scan([p.window() for p in points], rule):
-            if touched_set is not None and (key, surge.window_start) not in touched_set:
-                continue
             if _recent_alert(session, key, surge.window_start, rule.cooldown):
                 continue
             alert = _alert(session, surge, width)

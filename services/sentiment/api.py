@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi import Path as PathParam
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, EmailStr, Field, field_validator
 from sqlalchemy import select
 
@@ -13,6 +15,7 @@ from services.common.security import require_admin
 from services.sentiment.alerts import describe
 from services.sentiment.documents import RawDocument, utc
 from services.sentiment.monitor import Monitor
+from services.sentiment.pipeline import EARLIEST, FUTURE_SLACK
 from services.sentiment.store import Alert, Document, DocumentTicker, Subscription
 from services.sentiment.trends import load_series
 from shared_backbone.errors import ConfigError
@@ -29,6 +32,19 @@ MonitorDep = Annotated[Monitor, Depends(get_monitor)]
 AdminDep = Annotated[None, Depends(require_admin)]
 
 
+def _sane_time(value: datetime | None) -> datetime | None:
+    """Times from 1990 to a day ahead; anything else is a broken clock, refused with a 422."""
+    if value is None:
+        return None
+    try:
+        moment = utc(value)
+    except (OverflowError, ValueError):
+        raise ValueError("the time is out of range") from None
+    if not EARLIEST <= moment <= datetime.now(UTC) + FUTURE_SLACK:
+        raise ValueError(f"the time must lie between {EARLIEST:%Y-%m-%d} and tomorrow")
+    return moment
+
+
 class PushedDocument(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -37,6 +53,11 @@ class PushedDocument(BaseModel):
     url: str | None = Field(default=None, max_length=2000)
     published_at: datetime | None = None
     id: str | None = Field(default=None, max_length=512)
+
+    @field_validator("published_at")
+    @classmethod
+    def _sane(cls, value: datetime | None) -> datetime | None:
+        return _sane_time(value)
 
 
 class PushRequest(BaseModel):
@@ -98,6 +119,13 @@ def push(body: PushRequest, monitor: MonitorDep) -> dict[str, Any]:
     return monitor.push(raws)
 
 
+def _since(value: datetime | None) -> datetime | None:
+    try:
+        return _sane_time(value)
+    except ValueError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"since: {exc}") from None
+
+
 @documents_router.get("/documents")
 def documents(
     monitor: MonitorDep,
@@ -112,8 +140,8 @@ def documents(
         query = query.where(Document.topic == topic)
     if sentiment:
         query = query.where(Document.sentiment == sentiment)
-    if since:
-        query = query.where(Document.published_at >= utc(since))
+    if since := _since(since):
+        query = query.where(Document.published_at >= since)
     if ticker:
         query = query.join(DocumentTicker, DocumentTicker.document_id == Document.id).where(
             DocumentTicker.ticker == ticker.lstrip("$").upper()
@@ -135,6 +163,7 @@ def trends(
     if topic and ticker:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "ask for a topic or a ticker, not both")
     width = timedelta(minutes=window) if window else monitor.width
+    since = _since(since)
     with monitor.database.session() as db:
         if since is None:
             latest = db.scalar(select(Document.published_at).order_by(Document.published_at.desc()).limit(1))
@@ -158,7 +187,12 @@ def trends(
 
 
 def _subscription(s: Subscription) -> dict[str, Any]:
-    return {"id": s.id, "name": s.name, "topics": s.topics, "tickers": s.tickers, "webhook_url": s.webhook_url, "email": s.email}
+    """A webhook URL is a credential (Slack's are): listings show its host only."""
+    hook = None
+    if s.webhook_url:
+        parsed = urlsplit(s.webhook_url)
+        hook = f"{parsed.scheme}://{parsed.netloc}/..."
+    return {"id": s.id, "name": s.name, "topics": s.topics, "tickers": s.tickers, "webhook": hook, "email": s.email}
 
 
 @alerts_router.get("/subscriptions")
@@ -201,7 +235,7 @@ def alerts(monitor: MonitorDep, acknowledged: bool | None = None, limit: Annotat
 
 
 @alerts_router.post("/alerts/{alert_id}/ack")
-def acknowledge(alert_id: int, monitor: MonitorDep) -> dict[str, Any]:
+def acknowledge(alert_id: Annotated[int, PathParam(ge=1, le=2**31 - 1)], monitor: MonitorDep) -> dict[str, Any]:
     """Mark an alert seen; acknowledging twice keeps the first time."""
     with monitor.database.session() as db:
         alert = db.get(Alert, alert_id)

@@ -10,10 +10,11 @@ from __future__ import annotations
 import logging
 import smtplib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from sqlalchemy import select
@@ -34,7 +35,7 @@ class DeliveryConfig:
     smtp_port: int = 25
     smtp_sender: str = "spine-alerts@localhost"
     smtp_user: str | None = None
-    smtp_password: str | None = None
+    smtp_password: str | None = field(default=None, repr=False)
     smtp_starttls: bool = False
 
 
@@ -105,7 +106,11 @@ class Deliverer:
                     raise LookupError("the alert or the subscription is gone")
                 self.senders[delivery.channel](alert, subscription)
             except Exception as exc:  # any failure of a channel is recorded, never raised
-                delivery.last_error = f"{type(exc).__name__}: {exc}"[:500]
+                message = f"{type(exc).__name__}: {exc}"
+                if subscription is not None and subscription.webhook_url:  # webhook URLs are credentials
+                    hidden = urlsplit(subscription.webhook_url)
+                    message = message.replace(subscription.webhook_url, f"{hidden.scheme}://{hidden.netloc}/...")
+                delivery.last_error = message[:500]
                 if delivery.attempts >= self.config.attempts or isinstance(exc, LookupError):
                     delivery.status = "failed"
                     log.warning("delivery %d (%s) failed for good: %s", delivery.id, delivery.channel, delivery.last_error)

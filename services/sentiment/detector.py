@@ -77,7 +77,7 @@ def scan(series: Sequence[Window], rule: SurgeRule, last_alert: datetime | None 
         counted = float(window.negative)
         if seen >= rule.warm_up_windows:
             rate = negatives / volume if volume else 0.0
-            std = math.sqrt(rate * (1 - rate) / window.volume + rule.extra_std**2)
+            std = max(math.sqrt(rate * (1 - rate) / window.volume + rule.extra_std**2), 1e-3)
             z = (share - rate) / std
             cooled = last_alert is None or window.start - last_alert >= rule.cooldown
             big_enough = window.volume >= rule.min_volume and share - rate >= rule.min_share_rise

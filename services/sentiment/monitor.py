@@ -17,6 +17,7 @@ from typing import Any
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
 from services.common.backbone import backbone_for
 from services.common.db import Database
@@ -36,6 +37,31 @@ from shared_backbone.errors import ConfigError
 log = logging.getLogger(__name__)
 KINDS = ("feed", "folder", "replay", "push")
 _active: Monitor | None = None  # the scheduler's jobs are stored by name, so they find their monitor here
+
+
+class ResilientJobStore(SQLAlchemyJobStore):
+    """APScheduler 3's loop does not catch job-store errors: one "database is locked" or a database restart
+    would end the scheduler thread for good. Here such an error is logged and the loop tries again later."""
+
+    def get_due_jobs(self, now: datetime) -> list[Any]:
+        try:
+            return super().get_due_jobs(now)
+        except SQLAlchemyError as exc:
+            log.warning("job store unreadable, retrying later: %s", exc)
+            return []
+
+    def get_next_run_time(self) -> datetime | None:
+        try:
+            return super().get_next_run_time()
+        except SQLAlchemyError as exc:
+            log.warning("job store unreadable, retrying later: %s", exc)
+            return datetime.now(UTC) + timedelta(seconds=5)
+
+    def update_job(self, job: Any) -> None:
+        try:
+            super().update_job(job)
+        except SQLAlchemyError as exc:
+            log.warning("could not save job %s, it keeps its previous next run: %s", job.id, exc)
 
 
 def run_scheduled(name: str) -> None:
@@ -128,7 +154,7 @@ class Monitor:
             self.start_scheduler()
 
     def start_scheduler(self) -> None:
-        jobstore = SQLAlchemyJobStore(engine=self.database.engine, tablename="sentiment_jobs")
+        jobstore = ResilientJobStore(engine=self.database.engine, tablename="sentiment_jobs")
         defaults = {"coalesce": True, "max_instances": 1, "misfire_grace_time": 60}
         self.scheduler = BackgroundScheduler(jobstores={"default": jobstore}, job_defaults=defaults, timezone=UTC)
         self.scheduler.start()
@@ -158,6 +184,8 @@ class Monitor:
         """Register (or reconfigure) a source; its cursor survives a reconfiguration only when the kind stays."""
         if kind not in KINDS or kind == "push":
             raise ConfigError(f"a source kind is one of feed, folder, replay, not '{kind}'")
+        if name == "push":
+            raise ConfigError("'push' is the name of the built-in HTTP push source; choose another")
         self._build(name, kind, config)  # refuses a broken configuration before anything is stored
         with self.database.session() as db:
             record = db.get(SourceRecord, name)
@@ -220,12 +248,12 @@ class Monitor:
                 )
                 for surge in config.get("surges", [])
             ]
-        except (KeyError, TypeError, ValueError) as exc:
+            texts = config.get("texts") or self.replay_texts or self._test_texts()
+            if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+                raise TypeError("'texts' must be a list of strings")
+            return ReplaySource(name, texts, start if start.tzinfo else start.replace(tzinfo=UTC), spacing, surges)
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
             raise ConfigError(f"replay configuration: {exc}") from None
-        texts = list(config.get("texts") or self.replay_texts or self._test_texts())
-        if not texts:
-            raise ConfigError("a replay needs 'texts' (or the monitor's default replay texts)")
-        return ReplaySource(name, texts, start if start.tzinfo else start.replace(tzinfo=UTC), spacing, surges)
 
     def _test_texts(self) -> list[str]:
         """The vendored sentiment test split, in its published order: the default thing to replay."""
@@ -313,7 +341,7 @@ class Monitor:
             alerts = []
             if touched:
                 since = min(start for _, start in touched) - self.settings.history_windows * self.width
-                alerts = raise_alerts(db, load_series(db, since, self.width), self.rule, self.width, touched)
+                alerts = raise_alerts(db, load_series(db, since, self.width), self.rule, self.width)
             alert_ids = [a.id for a in alerts]
         return {
             "source": name,

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -21,9 +21,12 @@ from sqlalchemy.orm import Session
 from services.sentiment.documents import RawDocument, clean, content_hash, tickers, utc
 from services.sentiment.store import Document, DocumentTicker, SourceRecord
 from shared_backbone.client import BackboneClient
+from shared_backbone.text import normalise_text
 
 log = logging.getLogger(__name__)
 TASKS = ("sentiment", "topic")
+EARLIEST = datetime(1990, 1, 1, tzinfo=UTC)  # older "news" is a broken date, not history
+FUTURE_SLACK = timedelta(days=1)  # clocks and time zones differ; a later date is broken too
 
 
 @dataclass
@@ -74,17 +77,32 @@ class Pipeline:
         report.fetched += len(raws)
         kept: list[tuple[RawDocument, str, str]] = []
         seen: set[str] = set()
+        latest = datetime.now(UTC) + FUTURE_SLACK
         for raw in raws:
-            text = clean(raw)
+            try:  # one odd record is counted and skipped; it must never hold up the rest of its source
+                published = utc(raw.published_at)
+                tidy = replace(
+                    raw,
+                    title=normalise_text(raw.title or "")[:1000] or None,
+                    url=normalise_text(raw.url or "")[:2000] or None,
+                    external_id=normalise_text(raw.external_id or "")[:512] or None,
+                    published_at=published,
+                )
+                text = clean(tidy)
+            except (ValueError, OverflowError, UnicodeError, TypeError):
+                report.reject("unreadable")
+                continue
             if not text:
                 report.reject("empty")
             elif len(text) > self.max_chars:
                 report.reject("oversized")
+            elif not EARLIEST <= published <= latest:
+                report.reject("bad_date")
             elif (digest := content_hash(text)) in seen:
                 report.duplicates += 1
             else:
                 seen.add(digest)
-                kept.append((raw, text, digest))
+                kept.append((tidy, text, digest))
         return kept
 
     def score(self, kept: Sequence[tuple[RawDocument, str, str]]) -> list[Scored]:
@@ -153,7 +171,10 @@ class Pipeline:
         source.rejected += report.rejected
 
     @staticmethod
-    def known_hashes(session: Session, digests: Sequence[str]) -> set[str]:
-        if not digests:
-            return set()
-        return set(session.scalars(select(Document.content_hash).where(Document.content_hash.in_(list(digests)))))
+    def known_hashes(session: Session, digests: Sequence[str], chunk: int = 500) -> set[str]:
+        """Which of these hashes are stored already (asked in chunks: databases cap bound parameters)."""
+        known: set[str] = set()
+        for start in range(0, len(digests), chunk):
+            part = list(digests[start : start + chunk])
+            known.update(session.scalars(select(Document.content_hash).where(Document.content_hash.in_(part))))
+        return known

@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -76,12 +77,14 @@ def _from_record(source: str, record: dict[str, Any], fallback_id: str) -> RawDo
 class FolderSource:
     """A drop folder of ``*.jsonl`` (one JSON object per line) and ``*.csv`` (a header with ``text``) files.
 
-    The cursor remembers, per file name, how many lines were consumed; files are read in name order,
-    and a file that grows is read on from where it stopped.
+    The cursor remembers, per file name, the byte offset read (JSONL) or the rows read (CSV); files are
+    read in name order and a growing file is read on. A line still being written (no newline yet) waits
+    until it is finished or the file has been quiet for ``settle_s``; a file that shrank was replaced
+    and is read again from the start.
     """
 
-    def __init__(self, name: str, folder: Path) -> None:
-        self.name, self.folder = name, folder
+    def __init__(self, name: str, folder: Path, *, settle_s: float = 5.0) -> None:
+        self.name, self.folder, self.settle_s = name, folder, settle_s
 
     def fetch(self, cursor: dict[str, Any] | None, limit: int) -> Batch:
         done: dict[str, int] = dict((cursor or {}).get("files", {}))
@@ -92,56 +95,60 @@ class FolderSource:
         for path in sorted(p for p in self.folder.iterdir() if p.suffix in (".jsonl", ".csv") and p.is_file()):
             if len(batch.documents) >= limit:
                 break
-            consumed = done.get(path.name, 0)
-            if consumed < 0:  # a file given up on (not UTF-8)
+            if done.get(path.name, 0) < 0:  # given up on (a CSV that is not UTF-8 or has no text column)
                 continue
-            try:
-                lines = path.read_bytes().decode("utf-8").splitlines()
-            except UnicodeDecodeError as exc:
-                batch.problem("not_utf8", f"{path}: {exc}")
-                done[path.name] = -1
-                continue
+            data = path.read_bytes()
+            settled = time.time() - path.stat().st_mtime >= self.settle_s
+            complete = data if settled else data[: data.rfind(b"\n") + 1]
             if path.suffix == ".csv":
-                consumed = self._csv(path, lines, consumed, limit, batch)
+                done[path.name] = self._csv(path, complete, done.get(path.name, 0), limit, batch)
             else:
-                consumed = self._jsonl(path, lines, consumed, limit, batch)
-            done[path.name] = consumed
+                offset = done.get(path.name, 0)
+                done[path.name] = self._jsonl(path, complete, 0 if offset > len(data) else offset, limit, batch)
         return batch
 
-    def _jsonl(self, path: Path, lines: list[str], consumed: int, limit: int, batch: Batch) -> int:
-        while consumed < len(lines) and len(batch.documents) < limit:
-            line = lines[consumed]
-            consumed += 1
-            if not line.strip():
+    def _jsonl(self, path: Path, data: bytes, offset: int, limit: int, batch: Batch) -> int:
+        while offset < len(data) and len(batch.documents) < limit:
+            end = data.find(b"\n", offset)
+            end = len(data) if end < 0 else end
+            raw_line, number = data[offset:end], data.count(b"\n", 0, offset) + 1
+            offset = end + 1
+            if not raw_line.strip():
                 continue
             try:
-                record = json.loads(line)
+                record = json.loads(raw_line.decode("utf-8"))
                 if not isinstance(record, dict):
                     raise ValueError("not an object")
+            except UnicodeDecodeError as exc:
+                batch.problem("not_utf8", f"{path}:{number}: {exc}")
+                continue
             except ValueError as exc:
-                batch.problem("bad_json", f"{path}:{consumed}: {exc}")
+                batch.problem("bad_json", f"{path}:{number}: {exc}")
                 continue
-            batch.documents.append(_from_record(self.name, record, f"{path.name}:{consumed}"))
-        return consumed
+            batch.documents.append(_from_record(self.name, record, f"{path.name}:{number}"))
+        return min(offset, len(data))
 
-    def _csv(self, path: Path, lines: list[str], consumed: int, limit: int, batch: Batch) -> int:
-        if not lines:
-            return 0
-        header = next(csv.reader([lines[0]]))
-        if "text" not in header:
-            batch.problem("bad_csv", f"{path}: no 'text' column in {header}")
-            return len(lines)
-        consumed = max(consumed, 1)
-        while consumed < len(lines) and len(batch.documents) < limit:
-            row_text = lines[consumed]
-            consumed += 1
-            try:
-                values = next(csv.reader([row_text]))
-            except (csv.Error, StopIteration) as exc:
-                batch.problem("bad_csv", f"{path}:{consumed}: {exc}")
-                continue
-            batch.documents.append(_from_record(self.name, dict(zip(header, values, strict=False)), f"{path.name}:{consumed}"))
-        return consumed
+    def _csv(self, path: Path, data: bytes, rows_done: int, limit: int, batch: Batch) -> int:
+        try:
+            reader = csv.DictReader(io.StringIO(data.decode("utf-8-sig"), newline=""))
+            rows = list(reader)  # quoted fields may hold newlines: rows, not lines
+            header = reader.fieldnames or []
+        except UnicodeDecodeError as exc:
+            batch.problem("not_utf8", f"{path}: {exc}")
+            return -1
+        except csv.Error as exc:
+            batch.problem("bad_csv", f"{path}: {exc}")
+            return -1
+        if data and "text" not in header:
+            batch.problem("bad_csv", f"{path}: no 'text' column in {list(header)}")
+            return -1
+        if rows_done > len(rows):  # the file was replaced by a shorter one
+            rows_done = 0
+        while rows_done < len(rows) and len(batch.documents) < limit:
+            record = rows[rows_done]
+            rows_done += 1
+            batch.documents.append(_from_record(self.name, record, f"{path.name}:row{rows_done}"))
+        return rows_done
 
 
 class FeedSource:
