@@ -171,3 +171,18 @@ def test_webhook_urls_are_not_listed_in_full(api: TestClient) -> None:
     api.post("/subscriptions", json={"name": "slack", "webhook_url": "https://hooks.example.com/services/T000/B000/secret"})
     listed = api.get("/subscriptions").json()[0]
     assert listed["webhook"] == "https://hooks.example.com/..." and "secret" not in str(listed)
+
+
+def test_an_unusable_database_leaves_the_service_up_and_unavailable(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the database's folder should be", encoding="utf-8")
+    settings = SentimentSettings(
+        database_url=f"sqlite:///{blocker / 'sentiment.db'}",
+        backbone=BackboneSettings(artifacts_dir=tmp_path / "artifacts"),
+        scheduler=False,
+        demo_replay=False,
+    )
+    with TestClient(create_app(settings, KeywordClient())) as api:
+        health = api.get("/health")
+        assert health.status_code == 503 and "database unavailable" in health.json()["error"]
+        assert api.get("/alerts").status_code == 503

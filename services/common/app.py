@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from sqlalchemy.exc import SQLAlchemyError
 
 from services.common.settings import ServiceSettings
 from shared_backbone.errors import ArtifactError, SpineError
@@ -61,6 +62,10 @@ def create_service_app(
         except SpineError as exc:  # stay up and say why (health and every route answer 503), no traceback
             log.error("%s cannot start: %s", service, exc)
             app.state.failure = str(exc)
+        except SQLAlchemyError as exc:  # an unreachable or damaged database: the same, with the driver's reason
+            reason = f"database unavailable: {exc.orig if getattr(exc, 'orig', None) else exc}"
+            log.error("%s cannot start: %s", service, reason)
+            app.state.failure = reason
         try:
             yield
         finally:
