@@ -102,6 +102,7 @@ def train(
     sampling: Annotated[str, typer.Option(help="Multi-task batch order: proportional | round-robin")] = "proportional",
     epochs: Annotated[float | None, typer.Option(help="Override the profile's epochs (0 < epochs <= 20).")] = None,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+    export: Annotated[bool, typer.Option(help="Export and verify ONNX fp32 + int8 for serving when training ends.")] = True,
 ) -> None:
     """Fine-tune the backbone(s) of a deployment, fit their heads, and store the artifacts."""
     from shared_backbone.tasks import parse_deployment, parse_profile, parse_sampling
@@ -112,6 +113,25 @@ def train(
     table = Table("backbone", "tasks", "train s", "parameters", "test metrics")
     for m in manifests:
         table.add_row(m.id, ", ".join(m.tasks), f"{m.training_seconds:.1f}", f"{m.parameter_count:,}", _metrics_summary(m.metrics))
+    console().print(table)
+    if export:
+        for m in manifests:
+            _export_and_report(m.id)
+
+
+def _export_and_report(backbone_id: str) -> None:
+    from shared_backbone.artifacts import ArtifactStore
+    from shared_backbone.onnx_export import export_artifact
+    from shared_backbone.settings import BackboneSettings
+
+    settings = BackboneSettings()
+    with console().status(f"exporting {backbone_id} to ONNX and verifying it"):
+        exports = export_artifact(ArtifactStore(settings.backbones_dir), backbone_id, threads=settings.threads)
+    table = Table("backbone", "backend", "MB", "cosine mean / min", "head accuracy change (points)", "servable")
+    for backend, e in exports.items():
+        deltas = ", ".join(f"{task} {delta * 100:+.2f}" for task, delta in e["head_accuracy_delta"].items())
+        verdict = "yes" if e["servable"] else f"no: {e['reason']}"
+        table.add_row(backbone_id, backend, f"{e['bytes'] / 2**20:.0f}", f"{e['cosine_mean']:.4f} / {e['cosine_min']:.4f}", deltas, verdict)
     console().print(table)
 
 
@@ -171,6 +191,52 @@ def backbones_show(backbone_id: Annotated[str, typer.Argument(help="An id from `
 
     manifest = ArtifactStore(BackboneSettings().backbones_dir).manifest(backbone_id)
     typer.echo(json.dumps(manifest.model_dump(), indent=2))
+
+
+@backbones_app.command("export")
+@reports_errors
+def backbones_export(
+    backbone_id: Annotated[str, typer.Argument(help="An id from `spine backbones list`.")],
+    format: Annotated[str, typer.Option("--format", help="Only onnx for now.")] = "onnx",
+    quantize: Annotated[str, typer.Option(help="int8 (also write model.int8.onnx) or none.")] = "int8",
+) -> None:
+    """Export the encoder to ONNX (fp32, and int8 unless --quantize none), verify both, record them in the manifest."""
+    if format != "onnx":
+        raise ConfigError(f"unknown export format '{format}': only onnx")
+    if quantize not in ("int8", "none"):
+        raise ConfigError(f"unknown quantization '{quantize}': int8 or none")
+    if quantize == "none":
+        from shared_backbone.artifacts import ArtifactStore
+        from shared_backbone.onnx_export import export_artifact
+        from shared_backbone.settings import BackboneSettings
+
+        settings = BackboneSettings()
+        export_artifact(ArtifactStore(settings.backbones_dir), backbone_id, quantize=False, threads=settings.threads)
+        console().print(f"{backbone_id}: onnx written and verified")
+        return
+    _export_and_report(backbone_id)
+
+
+@backbones_app.command("serve")
+@reports_errors
+def backbones_serve(
+    backbone_id: Annotated[str, typer.Argument(help="The artifact to serve, e.g. shared-quick.")],
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8200,
+    backend: Annotated[str, typer.Option(help="auto (onnx-int8 where verified, else torch) | torch | onnx | onnx-int8")] = "auto",
+) -> None:
+    """Serve one backbone over HTTP (OpenAI-style /v1/embeddings, /v1/analyse, heads, /health, /metrics)."""
+    import uvicorn
+
+    from shared_backbone.artifacts import ArtifactStore
+    from shared_backbone.server import BackboneServerSettings, create_backbone_app
+
+    settings = BackboneServerSettings(artifact=backbone_id, backend=backend)
+    store = ArtifactStore(settings.backbone.backbones_dir)
+    store.manifest(backbone_id)  # an unknown id is one line, not a server that 503s
+    chosen, reason = store.choose_backend(backbone_id, backend)
+    typer.echo(f"serving {backbone_id} on {chosen} ({reason}) at http://{host}:{port}", err=True)
+    uvicorn.run(create_backbone_app(settings), host=host, port=port, log_level="warning")
 
 
 def _support_settings(deployment: str, profile: str | None, kb_dir: Path | None):  # type: ignore[no-untyped-def]
@@ -309,11 +375,13 @@ def up(
     support_port: Annotated[int, typer.Option(help="Port of the support API.")] = 8101,
     recommender_port: Annotated[int, typer.Option(help="Port of the recommender API.")] = 8102,
     sentiment_port: Annotated[int, typer.Option(help="Port of the sentiment monitor API.")] = 8103,
+    backbone_port: Annotated[int, typer.Option(help="Port of the first backbone server (the next ones count up).")] = 8200,
     ui_port: Annotated[int, typer.Option(help="Port of the Streamlit UI.")] = 8501,
     ui: Annotated[bool, typer.Option(help="Start the Streamlit UI too.")] = True,
+    in_process: Annotated[bool, typer.Option(help="No backbone servers: each service loads its model itself.")] = False,
     train_missing: Annotated[bool, typer.Option(help="Train backbones the deployment needs and lacks.")] = True,
 ) -> None:
-    """Run the platform: train what is missing, start every service and the UI, stop all on Ctrl-C."""
+    """Run the platform: train what is missing, start backbone servers, services and the UI; stop all on Ctrl-C."""
     from apps import launch
     from shared_backbone.client import load_deployment
     from shared_backbone.settings import BackboneSettings
@@ -322,6 +390,8 @@ def up(
     settings = BackboneSettings()
     config = load_deployment(deployment, settings.deploy_dir)
     chosen_profile = profile or config.profile
+    ports = {"support": support_port, "recommender": recommender_port, "sentiment": sentiment_port}
+    children = launch.plan(config, chosen_profile, host, ports, ui_port if ui else None, backbone_port=backbone_port, in_process=in_process)
     missing = launch.missing_artifacts(deployment, chosen_profile, settings)
     if missing and not train_missing:
         raise ConfigError(
@@ -332,11 +402,10 @@ def up(
         train_deployment(config.shape, chosen_profile, settings, seed=0)  # deployment files name seed-0 artifacts
         if still := launch.missing_artifacts(deployment, chosen_profile, settings):
             raise ConfigError(f"{deployment} names artifact(s) that `spine train` does not produce: {', '.join(still)}")
-    children = launch.plan(
-        host, {"support": support_port, "recommender": recommender_port, "sentiment": sentiment_port}, ui_port if ui else None
-    )
-    code = launch.run(children, launch.child_environment(deployment, chosen_profile, children), console().print)
-    raise typer.Exit(code)
+    procfile = launch.write_procfile(children, settings.artifacts_dir / "run" / f"Procfile.{config.name}")
+    console().print(f"{config.name}: {len([c for c in children if c.name.startswith('backbone')])} backbone server(s); plan in {procfile}")
+    env = launch.child_environment(deployment, chosen_profile, children, dict(os.environ))
+    raise typer.Exit(launch.run(children, env, console().print))
 
 
 def main() -> None:

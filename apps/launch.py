@@ -1,35 +1,39 @@
-"""The local launcher behind ``spine up``: each service and the UI as a child process, stopped together.
+"""The local launcher behind ``spine up``: the whole topology as processes under honcho.
 
-Services run as separate processes (as they would in containers), each asking the backbone client for
-its model, so the launcher needs to know only ports and the deployment. Missing backbone artifacts are
-trained first, with the deployment's profile, so a fresh clone comes up with one command.
+A deployment file maps each service to a backbone artifact; the launcher starts one backbone server
+per distinct artifact (one for ``shared``, three for ``per-domain``), points each service at its
+server with ``SPINE_BACKBONE_URL``, and runs them with the UI under honcho's process manager, which
+multiplexes their output and stops them all together (Ctrl-C, SIGTERM, or one process exiting). The
+same plan is written as a Procfile, so ``honcho start -f`` can run it without ``spine``.
 """
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
+import json
+import shlex
 import sys
+import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
-from shared_backbone.client import load_deployment
+from shared_backbone.client import DeploymentConfig, load_deployment
 from shared_backbone.errors import ConfigError
 from shared_backbone.settings import PROJECT_ROOT, BackboneSettings
-from shared_backbone.tasks import parse_profile
+from shared_backbone.tasks import SERVICES, parse_profile
 
-# services that have a deployable app today, with their default ports
+# services with a deployable app, with their default ports
 SERVICE_APPS = {
     "support": ("services.support.app:app", 8101),
     "recommender": ("services.recommender.app:app", 8102),
     "sentiment": ("services.sentiment.app:app", 8103),
 }
 UI_PORT = 8501
+BACKBONE_PORT = 8200
+STOP_CODES = (130, 143)  # honcho's return code after SIGINT / SIGTERM: a requested stop, not a failure
 
 
 @dataclass(frozen=True)
@@ -37,7 +41,14 @@ class Child:
     name: str
     argv: list[str]
     url: str
-    health_path: str | None
+    health_path: str
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def command(self) -> str:
+        """The shell line honcho runs; ``exec`` so that honcho's signals reach the process itself."""
+        assignments = " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(self.env.items()))
+        return f"exec env {assignments} {shlex.join(self.argv)}" if assignments else f"exec {shlex.join(self.argv)}"
 
 
 def missing_artifacts(deployment: str, profile: str | None, settings: BackboneSettings) -> list[str]:
@@ -46,88 +57,149 @@ def missing_artifacts(deployment: str, profile: str | None, settings: BackboneSe
     return sorted(a for a in wanted if not (settings.backbones_dir / a / "manifest.json").is_file())
 
 
-def plan(host: str, ports: dict[str, int], ui_port: int | None) -> list[Child]:
-    for name, port in [*ports.items(), *([("ui", ui_port)] if ui_port is not None else [])]:
+def backbone_servers(config: DeploymentConfig, profile: str | None) -> dict[str, tuple[str, ...]]:
+    """Process name -> the services it serves: ``backbone`` when one artifact serves all, else one per artifact."""
+    by_artifact: dict[str, list[str]] = {}
+    for service in SERVICES:
+        by_artifact.setdefault(config.artifact_for(service, profile), []).append(service)
+    if len(by_artifact) == 1:
+        return {"backbone": tuple(SERVICES)}
+    return {f"backbone-{'-'.join(services)}": tuple(services) for services in by_artifact.values()}
+
+
+def _check_ports(ports: dict[str, int]) -> None:
+    for name, port in ports.items():
         if not 1 <= port <= 65535:
             raise ConfigError(f"{name} port must be in 1..65535, got {port}")
+    taken: dict[int, str] = {}
+    for name, port in ports.items():
+        if port in taken:
+            raise ConfigError(f"{name} and {taken[port]} both want port {port}")
+        taken[port] = name
+
+
+def plan(
+    config: DeploymentConfig,
+    profile: str | None,
+    host: str,
+    ports: dict[str, int],
+    ui_port: int | None,
+    *,
+    backbone_port: int = BACKBONE_PORT,
+    in_process: bool = False,
+) -> list[Child]:
+    """Every process of the topology, backbone servers first, with the environment each one needs."""
     python = sys.executable
-    children = [
-        Child(
-            service,
-            [python, "-m", "uvicorn", target, "--host", host, "--port", str(ports.get(service, default)), "--log-level", "warning"],
-            f"http://{host}:{ports.get(service, default)}",
-            "/health",
-        )
-        for service, (target, default) in SERVICE_APPS.items()
-    ]
+    service_ports = {service: ports.get(service, default) for service, (_, default) in SERVICE_APPS.items()}
+    servers = {} if in_process else backbone_servers(config, profile)
+    server_ports = {name: backbone_port + i for i, name in enumerate(servers)}
+    _check_ports({**service_ports, **server_ports, **({"ui": ui_port} if ui_port is not None else {})})
+    children: list[Child] = []
+    url_of_service: dict[str, str] = {}
+    for name, served in servers.items():
+        artifact = config.artifact_for(served[0], profile)
+        url = f"http://{host}:{server_ports[name]}"
+        argv = [python, "-m", "apps.cli", "backbones", "serve", artifact, "--host", host, "--port", str(server_ports[name])]
+        argv += ["--backend", config.backend]
+        children.append(Child(name, argv, url, "/health"))
+        url_of_service.update(dict.fromkeys(served, url))
+    for service, (target, _) in SERVICE_APPS.items():
+        port = service_ports[service]
+        argv = [python, "-m", "uvicorn", target, "--host", host, "--port", str(port), "--log-level", "warning"]
+        env = {"SPINE_BACKBONE_URL": url_of_service[service]} if service in url_of_service else {}
+        children.append(Child(service, argv, f"http://{host}:{port}", "/health", env))
     if ui_port is not None:
         argv = [python, "-m", "streamlit", "run", str(PROJECT_ROOT / "apps" / "ui.py"), "--server.port", str(ui_port)]
         argv += ["--server.address", host, "--server.headless", "true", "--browser.gatherUsageStats", "false"]
-        children.append(Child("ui", argv, f"http://{host}:{ui_port}", None))
+        children.append(Child("ui", argv, f"http://{host}:{ui_port}", "/_stcore/health"))
     return children
 
 
-def child_environment(deployment: str, profile: str | None, children: list[Child]) -> dict[str, str]:
-    env = {**os.environ, "SPINE_DEPLOYMENT": deployment, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+def child_environment(deployment: str, profile: str | None, children: list[Child], base: dict[str, str]) -> dict[str, str]:
+    """What every process shares: the deployment, offline model loading, and where the others listen (for the UI)."""
+    env = {k: v for k, v in base.items() if k != "SPINE_BACKBONE_URL"}  # each service gets its own, or none (in-process)
+    env.update({"SPINE_DEPLOYMENT": deployment, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONUNBUFFERED": "1"})
     if profile:
         env["SPINE_PROFILE"] = parse_profile(profile).name
     for child in children:
-        if child.health_path:
+        if child.name in SERVICE_APPS:
             env[f"SPINE_UI_{child.name.upper()}_URL"] = child.url
+    env["SPINE_UI_BACKBONE_URLS"] = json.dumps({c.name: c.url for c in children if c.name.startswith("backbone")})
     return env
 
 
-def wait_ready(child: Child, process: subprocess.Popen[bytes], timeout_s: float) -> bool:
-    """Poll the child's health route until it says ok (warm-up loads models, so this takes seconds)."""
+def write_procfile(children: list[Child], path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [f"{child.name}: {child.command.removeprefix('exec ')}" for child in children]
+    path.write_text("# written by `spine up`; run with the same environment: honcho start -f " + str(path) + "\n" + "\n".join(lines) + "\n")
+    return path
+
+
+def check_health(child: Child) -> str | None:
+    """``ok`` when ready, ``starting`` while loading, or ``unavailable: reason``; None when not answering yet."""
+    try:
+        response = httpx.get(child.url + child.health_path, timeout=2)
+    except httpx.HTTPError:
+        return None
+    try:
+        body = response.json()
+    except ValueError:
+        return "ok" if response.status_code == 200 else None  # Streamlit's health route answers plain text
+    status = body.get("status") if isinstance(body, dict) else None
+    if status == "unavailable":
+        return f"unavailable: {body.get('error')}"
+    return "ok" if response.status_code == 200 and status in ("ok", None) else "starting"
+
+
+@dataclass
+class Watch:
+    """What the health watcher learned, read by ``run`` after honcho's loop ends."""
+
+    ready: bool = False
+    failure: str | None = None
+
+
+def watch(children: list[Child], say: Callable[[str], None], stop: Callable[[], None], timeout_s: float, result: Watch) -> None:
+    """Wait until every process is healthy, then print where each listens; stop everything if one cannot start."""
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            return False
-        try:
-            if child.health_path is None:
-                return True
-            health = httpx.get(child.url + child.health_path, timeout=2).json()
-            if health.get("status") == "ok":
-                return True
-            if health.get("status") == "unavailable":
-                raise ConfigError(f"{child.name} cannot start: {health.get('error')}")
-        except (httpx.HTTPError, ValueError):
-            pass
-        time.sleep(0.5)
-    return False
+    pending = list(children)
+    while pending and time.monotonic() < deadline:
+        for child in list(pending):
+            state = check_health(child)
+            if state == "ok":
+                pending.remove(child)
+            elif state and state.startswith("unavailable"):
+                result.failure = f"{child.name} cannot start: {state.removeprefix('unavailable: ')}"
+                stop()
+                return
+        if pending:
+            time.sleep(0.5)
+    if pending:
+        result.failure = f"not healthy after {timeout_s:.0f} s: {', '.join(c.name for c in pending)}"
+        stop()
+        return
+    result.ready = True
+    say("\n".join(f"{child.name:<22} {child.url}" for child in children))
+    say("running; Ctrl-C stops everything")
 
 
 def run(children: list[Child], env: dict[str, str], say: Callable[[str], None], ready_timeout_s: float = 600) -> int:
-    """Start every child, report where each listens, and stop them all when one exits or on Ctrl-C."""
-    processes: dict[str, subprocess.Popen[bytes]] = {}
+    """Start the topology under honcho; 0 after a requested stop, 1 (with the reason said) when it failed."""
+    from honcho.manager import Manager
 
-    def stop(signum: int, _frame: object) -> None:  # `kill`, systemd and docker send SIGTERM: stop the children too
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, stop)
-    try:
-        for child in children:
-            processes[child.name] = subprocess.Popen(child.argv, env=env, cwd=Path.cwd())
-            if not wait_ready(child, processes[child.name], ready_timeout_s):
-                say(f"{child.name} did not start (exit code {processes[child.name].poll()}); stopping")
-                return 1
-            say(f"{child.name:<12} {child.url}")
-        say("running; Ctrl-C stops everything")
-        while True:
-            for name, process in processes.items():
-                if process.poll() is not None:
-                    say(f"{name} exited with code {process.returncode}; stopping the rest")
-                    return process.returncode or 1
-            time.sleep(1)
-    except KeyboardInterrupt:
-        say("stopping")
+    manager = Manager()
+    for child in children:
+        manager.add_process(child.name, child.command, env={**env, **child.env})
+    result = Watch()
+    watcher = threading.Thread(target=watch, args=(children, say, manager.terminate, ready_timeout_s, result), daemon=True)
+    watcher.start()
+    manager.loop()  # returns once every process has stopped
+    if result.failure:
+        raise ConfigError(result.failure)
+    if manager.returncode in STOP_CODES:
+        say("stopped")
         return 0
-    finally:
-        for process in processes.values():
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in processes.values():
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+    if not result.ready:
+        raise ConfigError(f"a process exited during start-up (exit code {manager.returncode}); its output is above")
+    say(f"a process exited (exit code {manager.returncode}); stopped the rest")
+    return manager.returncode or 1

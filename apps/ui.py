@@ -7,8 +7,10 @@ service listens comes from ``SPINE_UI_*`` settings.
 from __future__ import annotations
 
 import streamlit as st
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from apps.ops import page as ops_page
 from services.recommender.ui import RecommenderApi
 from services.recommender.ui import page as recommender_page
 from services.sentiment.ui import SentimentApi
@@ -23,7 +25,12 @@ class UISettings(BaseSettings):
     support_url: str = "http://127.0.0.1:8101"
     recommender_url: str = "http://127.0.0.1:8102"
     sentiment_url: str = "http://127.0.0.1:8103"
+    backbone_urls: dict[str, str] = Field(default_factory=dict, description="backbone servers by process name (JSON); `spine up` sets it")
+    deployment: str = Field(default="shared", validation_alias="SPINE_DEPLOYMENT")
     timeout_s: float = 30.0
+
+    def processes(self) -> dict[str, str]:
+        return {**self.backbone_urls, "support": self.support_url, "recommender": self.recommender_url, "sentiment": self.sentiment_url}
 
 
 @st.cache_resource
@@ -54,11 +61,15 @@ def main() -> None:
     def alerts() -> None:
         sentiment_page(_sentiment_api(settings.sentiment_url, settings.timeout_s))
 
+    def ops() -> None:
+        ops_page(settings.deployment, settings.processes(), timeout_s=min(settings.timeout_s, 5.0))
+
     st.navigation(
         [
             st.Page(support, title="Support chat", icon="💬", url_path="support", default=True),
             st.Page(recommendations, title="Recommendations", icon="🎬", url_path="recommendations"),
             st.Page(alerts, title="Sentiment alerts", icon="📈", url_path="sentiment"),
+            st.Page(ops, title="Ops", icon="🛠️", url_path="ops"),
         ]
     ).run()
 

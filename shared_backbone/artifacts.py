@@ -14,12 +14,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared_backbone.cache import EmbeddingCache
-from shared_backbone.encoder import Backbone
+from shared_backbone.encoder import Backbone, CachedEncoder
 from shared_backbone.errors import ArtifactError
 from shared_backbone.heads import ClassifierHead
 
@@ -55,6 +55,7 @@ class Manifest(BaseModel):
     created_at: str
     versions: dict[str, str]
     metrics: dict[str, dict[str, dict[str, float]]] = Field(description="task -> split -> metric -> value")
+    exports: dict[str, dict[str, Any]] = Field(default_factory=dict, description="backend -> file, sha256, verification, servable")
 
     @property
     def backbone_id(self) -> str:
@@ -151,10 +152,55 @@ class ArtifactStore:
         finally:
             shutil.rmtree(stage, ignore_errors=True)
 
+    def choose_backend(self, artifact_id: str, wanted: str = "auto") -> tuple[str, str]:
+        """The backend to serve and why: ``auto`` takes onnx-int8 where verified servable, else torch."""
+        from shared_backbone.onnx_backend import BACKENDS
+
+        if wanted not in (*BACKENDS, "auto"):
+            raise ArtifactError(f"unknown backend '{wanted}': choose auto, {', '.join(BACKENDS)}")
+        exports = self.manifest(artifact_id).exports
+        if wanted == "torch":
+            return "torch", "asked for"
+        if wanted != "auto":
+            if wanted not in exports:
+                raise ArtifactError(f"'{artifact_id}' has no {wanted} export: run `spine backbones export {artifact_id}`")
+            return wanted, "asked for" if exports[wanted].get(
+                "servable"
+            ) else f"asked for, though verification failed: {exports[wanted].get('reason')}"
+        for backend in ("onnx-int8", "onnx"):
+            if exports.get(backend, {}).get("servable"):
+                return backend, "verified on the probe set"
+        reasons = [f"{b}: {e.get('reason')}" for b, e in exports.items() if not e.get("servable")]
+        return "torch", "; ".join(reasons) or "no ONNX export (run `spine backbones export`)"
+
     def open_backbone(
-        self, artifact_id: str, *, threads: int | None = None, batch_size: int = 32, cache: EmbeddingCache | None = None
-    ) -> Backbone:
+        self,
+        artifact_id: str,
+        *,
+        threads: int | None = None,
+        batch_size: int = 32,
+        cache: EmbeddingCache | None = None,
+        backend: str = "torch",
+    ) -> CachedEncoder:
         manifest = self.manifest(artifact_id)
+        if backend != "torch":
+            from shared_backbone.onnx_backend import ONNX_FILES, OnnxBackbone
+
+            export = manifest.exports.get(backend)
+            if backend not in ONNX_FILES or export is None:
+                raise ArtifactError(f"'{artifact_id}' has no {backend} export: run `spine backbones export {artifact_id}`")
+            return OnnxBackbone(
+                self.path(artifact_id) / export["file"],
+                self.path(artifact_id) / ENCODER_DIR / "tokenizer.json",
+                f"{manifest.backbone_id}+{backend}",
+                backend=backend,
+                dimension=manifest.embedding_dimension,
+                max_seq_length=manifest.max_seq_length,
+                expected_sha256=export.get("sha256"),
+                threads=threads,
+                batch_size=batch_size,
+                cache=cache,
+            )
         return Backbone(
             self.path(artifact_id) / ENCODER_DIR,
             manifest.backbone_id,

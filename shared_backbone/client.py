@@ -7,6 +7,7 @@ client lives here; a remote client with the same Protocol talks to the backbone 
 
 from __future__ import annotations
 
+import logging
 import threading
 import tomllib
 from collections.abc import Sequence
@@ -19,11 +20,13 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, mo
 
 from shared_backbone.artifacts import ArtifactStore, Manifest
 from shared_backbone.cache import EmbeddingCache
-from shared_backbone.encoder import Backbone
+from shared_backbone.encoder import CachedEncoder
 from shared_backbone.errors import ConfigError
 from shared_backbone.heads import ClassifierHead
 from shared_backbone.settings import BackboneSettings
 from shared_backbone.tasks import DEPLOYMENTS, PROFILES, SERVICES, parse_profile, parse_service
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,7 @@ class BackboneInfo:
     heads: tuple[str, ...]
     parameter_count: int
     seed: int = 0
+    backend: str = "torch"
 
 
 @runtime_checkable
@@ -77,16 +81,25 @@ class InProcessBackboneClient:
     """The backbone loaded into this process (``warm_up()`` does the loading)."""
 
     def __init__(
-        self, backbones_dir: Path, artifact_id: str, *, threads: int | None = None, batch_size: int = 32, cache_path: Path | None = None
+        self,
+        backbones_dir: Path,
+        artifact_id: str,
+        *,
+        threads: int | None = None,
+        batch_size: int = 32,
+        cache_path: Path | None = None,
+        backend: str = "torch",
     ) -> None:
         self.store = ArtifactStore(backbones_dir)
         self.artifact_id = artifact_id
+        self.wanted_backend = backend
+        self.backend_reason = ""
         self.threads = threads
         self.batch_size = batch_size
         self.cache_path = cache_path
         self._lock = threading.Lock()
         self._manifest: Manifest | None = None
-        self._backbone: Backbone | None = None
+        self._backbone: CachedEncoder | None = None
         self._heads: dict[str, ClassifierHead] = {}
 
     def warm_up(self) -> None:
@@ -96,7 +109,12 @@ class InProcessBackboneClient:
             manifest = self.store.manifest(self.artifact_id)
             heads = self.store.load_heads(self.artifact_id)
             cache = EmbeddingCache(self.cache_path) if self.cache_path else None
-            backbone = self.store.open_backbone(self.artifact_id, threads=self.threads, batch_size=self.batch_size, cache=cache)
+            backend, self.backend_reason = self.store.choose_backend(self.artifact_id, self.wanted_backend)
+            if backend == "torch" and self.wanted_backend == "auto":
+                log.warning("%s: serving on torch (%s)", self.artifact_id, self.backend_reason)
+            backbone = self.store.open_backbone(
+                self.artifact_id, threads=self.threads, batch_size=self.batch_size, cache=cache, backend=backend
+            )
             backbone.warm_up()
             self._manifest, self._heads, self._backbone = manifest, heads, backbone
 
@@ -105,7 +123,7 @@ class InProcessBackboneClient:
         return self._backbone is not None
 
     @property
-    def backbone(self) -> Backbone:
+    def backbone(self) -> CachedEncoder:
         if self._backbone is None:
             self.warm_up()
         assert self._backbone is not None
@@ -123,6 +141,7 @@ class InProcessBackboneClient:
             heads=tuple(sorted(self._heads)),
             parameter_count=self._manifest.parameter_count,
             seed=self._manifest.seed,
+            backend=backbone.backend,
         )
 
     def head(self, task: str) -> ClassifierHead:
@@ -158,7 +177,15 @@ class DeploymentConfig(BaseModel):
     shape: str
     profile: str = "quick"
     description: str = ""
+    backend: str = "auto"
     services: dict[str, str]
+
+    @field_validator("backend")
+    @classmethod
+    def _known_backend(cls, value: str) -> str:
+        if value not in ("auto", "torch", "onnx", "onnx-int8"):
+            raise ValueError("backend must be auto, torch, onnx or onnx-int8")
+        return value
 
     @field_validator("shape")
     @classmethod

@@ -17,8 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sklearn.model_selection import train_test_split
-
 from shared_backbone.errors import DataError
 from shared_backbone.text import normalise_text
 
@@ -155,6 +153,8 @@ def _read_labeled_csv(path: Path, text_column: str, label_column: str, labels: t
 def _validation_split(records: list[LabeledText], fraction: float, seed: int) -> tuple[list[LabeledText], list[LabeledText]]:
     """Carve a stratified validation set out of a published train split."""
     labels = [r.label for r in records]
+    from sklearn.model_selection import train_test_split  # here, not at the top: serving never splits data
+
     train, validation = train_test_split(records, test_size=fraction, random_state=seed, stratify=labels)
     return list(train), list(validation)
 

@@ -40,11 +40,79 @@ def load_sentence_transformer(model_path: Path) -> SentenceTransformer:
         raise ArtifactError(f"{model_path}: cannot load encoder ({first_line})") from None
 
 
-class Backbone:
-    """A sentence encoder plus its embedding cache.
+class CachedEncoder:
+    """What every backend shares: the embedding cache, and batches of similar token length.
 
-    ``backbone_id`` must change whenever the weights change: the cache is keyed by it.
+    A backend supplies ``warm_up``, ``dimension``, ``token_lengths`` and ``_forward`` (one padded
+    batch in, unit rows out). ``backbone_id`` must change whenever the outputs can change (weights or
+    backend): the cache is keyed by it.
     """
+
+    backend = "abstract"
+
+    def __init__(self, backbone_id: str, *, batch_size: int = 32, cache: EmbeddingCache | None = None) -> None:
+        self.backbone_id = backbone_id
+        self.batch_size = batch_size
+        self.cache = cache
+        self._lock = threading.Lock()
+
+    def warm_up(self) -> None:
+        raise NotImplementedError
+
+    @property
+    def dimension(self) -> int:
+        raise NotImplementedError
+
+    def token_lengths(self, texts: Sequence[str]) -> list[int]:
+        raise NotImplementedError
+
+    def _forward(self, texts: list[str]) -> np.ndarray:
+        raise NotImplementedError
+
+    def encode(self, texts: Sequence[str], *, show_progress: bool = False) -> np.ndarray:
+        """Unit-length float32 rows, one per text, in input order.
+
+        Cached vectors are reused; the rest are encoded in batches of similar token length so
+        that little compute goes to padding.
+        """
+        if isinstance(texts, str):
+            raise TypeError("encode() takes a sequence of texts, not one string")
+        clean = [normalise_text(t) for t in texts]
+        keys = [text_hash(t) for t in clean]
+        found = self.cache.get_many(self.backbone_id, keys) if self.cache else {}
+        todo = list(dict.fromkeys(k for k in keys if k not in found))
+        if todo:
+            first_text = {}
+            for key, text in zip(keys, clean, strict=True):
+                first_text.setdefault(key, text)
+            fresh = self._encode_uncached([first_text[k] for k in todo], show_progress)
+            new = dict(zip(todo, fresh, strict=True))
+            if self.cache:
+                self.cache.put_many(self.backbone_id, new)
+            found.update(new)
+        if not keys:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        return np.stack([found[k] for k in keys]).astype(np.float32, copy=False)
+
+    def _encode_uncached(self, texts: list[str], show_progress: bool) -> np.ndarray:
+        self.warm_up()
+        order = np.argsort(self.token_lengths(texts), kind="stable") if len(texts) > 1 else np.zeros(len(texts), dtype=np.int64)
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        if show_progress:
+            from tqdm.auto import tqdm
+
+            batches = tqdm(batches, desc=f"encode {self.backbone_id}", unit="batch", leave=False)
+        with self._lock:  # one forward pass at a time: the runtime already uses every allowed thread
+            for batch in batches:
+                out[batch] = self._forward([texts[i] for i in batch])
+        return out
+
+
+class Backbone(CachedEncoder):
+    """The sentence-transformers encoder on torch: training, the fp32 reference, and the fallback for serving."""
+
+    backend = "torch"
 
     def __init__(
         self,
@@ -56,14 +124,11 @@ class Backbone:
         max_seq_length: int | None = None,
         cache: EmbeddingCache | None = None,
     ) -> None:
+        super().__init__(backbone_id, batch_size=batch_size, cache=cache)
         self.model_path = Path(model_path)
-        self.backbone_id = backbone_id
         self.threads = threads
-        self.batch_size = batch_size
         self.max_seq_length = max_seq_length
-        self.cache = cache
         self._model: SentenceTransformer | None = None
-        self._lock = threading.Lock()
 
     def warm_up(self) -> None:
         """Import torch, load the weights and cap the thread count (process-wide in torch)."""
@@ -97,47 +162,5 @@ class Backbone:
         ids = tokenizer(list(texts), add_special_tokens=True, truncation=True, max_length=self.model.max_seq_length)["input_ids"]
         return [len(row) for row in ids]
 
-    def encode(self, texts: Sequence[str], *, show_progress: bool = False) -> np.ndarray:
-        """Unit-length float32 rows, one per text, in input order.
-
-        Cached vectors are reused; the rest are encoded in batches of similar token length so
-        that little compute goes to padding.
-        """
-        if isinstance(texts, str):
-            raise TypeError("encode() takes a sequence of texts, not one string")
-        clean = [normalise_text(t) for t in texts]
-        keys = [text_hash(t) for t in clean]
-        found = self.cache.get_many(self.backbone_id, keys) if self.cache else {}
-        todo = list(dict.fromkeys(k for k in keys if k not in found))
-        if todo:
-            first_text = {}
-            for key, text in zip(keys, clean, strict=True):
-                first_text.setdefault(key, text)
-            fresh = self._encode_uncached([first_text[k] for k in todo], show_progress)
-            new = dict(zip(todo, fresh, strict=True))
-            if self.cache:
-                self.cache.put_many(self.backbone_id, new)
-            found.update(new)
-        if not keys:
-            return np.zeros((0, self.dimension), dtype=np.float32)
-        return np.stack([found[k] for k in keys]).astype(np.float32, copy=False)
-
-    def _encode_uncached(self, texts: list[str], show_progress: bool) -> np.ndarray:
-        order = np.argsort(self.token_lengths(texts), kind="stable") if len(texts) > 1 else np.zeros(len(texts), dtype=np.int64)
-        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
-        batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
-        if show_progress:
-            from tqdm.auto import tqdm
-
-            batches = tqdm(batches, desc=f"encode {self.backbone_id}", unit="batch", leave=False)
-        with self._lock:  # one forward pass at a time: torch already uses every allowed thread
-            for batch in batches:
-                vectors = self.model.encode(
-                    [texts[i] for i in batch],
-                    batch_size=len(batch),
-                    convert_to_numpy=True,
-                    normalize_embeddings=True,
-                    show_progress_bar=False,
-                )
-                out[batch] = vectors
-        return out
+    def _forward(self, texts: list[str]) -> np.ndarray:
+        return self.model.encode(texts, batch_size=len(texts), convert_to_numpy=True, normalize_embeddings=True, show_progress_bar=False)

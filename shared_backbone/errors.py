@@ -22,3 +22,11 @@ class ConfigError(SpineError):
 
 class ArtifactError(SpineError):
     """A backbone artifact is missing, corrupt, or written by a format this code does not know."""
+
+
+class BackboneUnavailable(SpineError):
+    """The backbone server cannot be reached or is still loading: retry later (a 503, not the caller's fault)."""
+
+    def __init__(self, message: str, retry_after_s: int = 5) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s

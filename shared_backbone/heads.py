@@ -15,17 +15,21 @@ from pathlib import Path
 
 import numpy as np
 from safetensors.numpy import load_file, save_file
-from scipy.optimize import minimize_scalar
-from scipy.special import log_softmax, softmax
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import accuracy_score, f1_score
 
 from shared_backbone.errors import ArtifactError
 
 HEAD_FORMAT = 1
 
 
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    """Plain numpy, so serving a head imports neither scipy nor scikit-learn (seconds and ~100 MB saved)."""
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
+
 def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+    from sklearn.metrics import accuracy_score, f1_score
+
     return {
         "accuracy": float(accuracy_score(y_true, y_pred)),
         "macro_f1": float(f1_score(y_true, y_pred, average="macro", zero_division=0)),
@@ -35,6 +39,8 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, 
 
 def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     """The temperature that minimises validation negative log-likelihood (Guo et al. 2017)."""
+    from scipy.optimize import minimize_scalar
+    from scipy.special import log_softmax
 
     def nll(log_t: float) -> float:
         scaled = log_softmax(logits / np.exp(log_t), axis=1)
@@ -82,6 +88,8 @@ class ClassifierHead:
         present = np.unique(train_y)
         if len(present) < 2:
             raise ValueError(f"head '{task}' needs at least two classes in its training data")
+        from sklearn.linear_model import LogisticRegression
+
         model = LogisticRegression(C=c, max_iter=2000, random_state=seed)
         with warnings.catch_warnings():  # tiny training sets (the smoke profile) have more classes than half their rows
             warnings.filterwarnings("ignore", message="The number of unique classes", category=UserWarning)
@@ -106,7 +114,7 @@ class ClassifierHead:
 
     def predict_proba(self, embeddings: np.ndarray) -> np.ndarray:
         """Calibrated class probabilities, one row per embedding."""
-        return softmax(self.logits(embeddings) / self.temperature, axis=1)
+        return _softmax(self.logits(embeddings) / self.temperature)
 
     def predict(self, embeddings: np.ndarray) -> np.ndarray:
         return self.logits(embeddings).argmax(axis=1)

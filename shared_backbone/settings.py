@@ -25,6 +25,10 @@ class BackboneSettings(BaseSettings):
     encode_batch_size: int = Field(default=32, ge=1, le=1024)
     embedding_cache: bool = True
     seed: int = 0
+    backbone_url: str | None = Field(default=None, description="a backbone server (remote client); unset: load the model in-process")
+    backbone_timeout_s: float = Field(default=30.0, gt=0, le=600)
+    backbone_retries: int = Field(default=2, ge=0, le=10)
+    backbone_startup_wait_s: float = Field(default=180.0, ge=0, le=3600, description="how long a service waits for its server at start")
 
     @property
     def backbones_dir(self) -> Path:

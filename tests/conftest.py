@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -129,3 +131,40 @@ def small_movielens(tmp_path: Path) -> Path:
     rows = [f"{u},{m},{r},{1_000_000 + n * 1000}" for n, (u, m, r) in enumerate(SMALL_RATINGS)]
     (folder / "ratings.csv").write_text("userId,movieId,rating,timestamp\n" + "\n".join(rows) + "\n", encoding="utf-8")
     return folder
+
+
+# --- one store test, two databases ---------------------------------------------------------------
+
+# Production servers often keep the host's local zone; an offset with half an hour and no daylight
+# saving makes any code that mixes the server's wall time with UTC fail every time, not twice a year.
+POSTGRES_TIME_ZONE = "Asia/Kolkata"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A SQLAlchemy URL for an empty store: a SQLite file (the default), or a fresh schema of the PostgreSQL
+    server that ``SPINE_TEST_POSTGRES_URL`` names (``scripts/test-postgres.sh`` starts one and prints its URL).
+
+    Without that variable the PostgreSQL case is skipped, unless ``CI_REQUIRE_POSTGRES=1`` (CI), where it fails.
+    """
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store.db'}"
+        return
+    server = os.environ.get("SPINE_TEST_POSTGRES_URL", "")
+    if not server:
+        reason = 'SPINE_TEST_POSTGRES_URL is not set; export SPINE_TEST_POSTGRES_URL="$(bash scripts/test-postgres.sh)" to run it'
+        if os.environ.get("CI_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"CI_REQUIRE_POSTGRES=1 but {reason}", pytrace=False)
+        pytest.skip(reason)
+    from sqlalchemy import create_engine, make_url, text
+
+    schema = f"test_{uuid.uuid4().hex[:16]}"  # one per test: every test starts from an empty database
+    admin = create_engine(server)
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    options = f"-csearch_path={schema} -cTimeZone={POSTGRES_TIME_ZONE}"
+    yield make_url(server).update_query_dict({"options": options}).render_as_string(hide_password=False)
+    with admin.begin() as connection:
+        connection.execute(text("SET LOCAL lock_timeout = '30s'"))  # a connection the test left open fails the drop, never hangs it
+        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -16,9 +17,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_
 from sqlalchemy.exc import SQLAlchemyError
 
 from services.common.settings import ServiceSettings
-from shared_backbone.errors import ArtifactError, SpineError
+from shared_backbone.errors import ArtifactError, BackboneUnavailable, SpineError
 
 log = logging.getLogger(__name__)
+RETRY_WARM_UP_S = 5.0
 
 REQUESTS = Counter("spine_http_requests_total", "HTTP requests by service, route and status", ["service", "route", "status"])
 LATENCY = Histogram(
@@ -54,11 +56,32 @@ def create_service_app(
 ) -> FastAPI:
     """A FastAPI app whose heavy loading happens once, in ``warm_up``, at start-up."""
 
+    def retry_warm_up(app: FastAPI, stop: threading.Event) -> None:
+        """The backbone server was not up in time: keep trying, and serve as soon as it answers."""
+        while not stop.wait(RETRY_WARM_UP_S):
+            try:
+                warm_up(app)
+            except BackboneUnavailable as exc:
+                app.state.failure = str(exc)
+                continue
+            except (SpineError, SQLAlchemyError) as exc:
+                app.state.failure = str(exc)
+                log.error("%s cannot start: %s", service, exc)
+                return
+            app.state.failure, app.state.ready = None, True
+            log.info("%s: backbone reachable again, serving", service)
+            return
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        stop_retrying = threading.Event()
         try:
             warm_up(app)
             app.state.ready = True
+        except BackboneUnavailable as exc:  # not our fault and not permanent: 503 until the server answers
+            log.error("%s waits for its backbone: %s", service, exc)
+            app.state.failure = str(exc)
+            threading.Thread(target=retry_warm_up, args=(app, stop_retrying), daemon=True, name="warm-up-retry").start()
         except SpineError as exc:  # stay up and say why (health and every route answer 503), no traceback
             log.error("%s cannot start: %s", service, exc)
             app.state.failure = str(exc)
@@ -69,6 +92,7 @@ def create_service_app(
         try:
             yield
         finally:
+            stop_retrying.set()
             if shut_down is not None:
                 shut_down(app)
 
@@ -103,6 +127,9 @@ def create_service_app(
     @app.exception_handler(SpineError)
     async def spine_error(_: Request, exc: SpineError) -> JSONResponse:
         """Bad names or data are the caller's (400); a missing or broken backbone is ours (503)."""
+        if isinstance(exc, BackboneUnavailable):
+            log.warning("backbone unavailable: %s", exc)
+            return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": str(exc.retry_after_s)})
         if isinstance(exc, ArtifactError):
             log.error("backbone unavailable: %s", exc)
             return JSONResponse({"detail": f"backbone unavailable: {exc}"}, status_code=503, headers={"Retry-After": "30"})
@@ -114,6 +141,7 @@ def create_service_app(
             body = {"status": "unavailable", "service": service, "deployment": settings.deployment, "error": app.state.failure}
             return JSONResponse(body, status_code=503, headers={"Retry-After": "30"})
         body = {"status": "ok" if app.state.ready else "starting", "service": service, "deployment": settings.deployment}
+        body["backbone_url"] = settings.backbone.backbone_url or "in-process"
         if health is not None and app.state.ready:
             body.update(health(app))
         return JSONResponse(body)

@@ -4,9 +4,27 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 
-from sqlalchemy import Engine, MetaData, create_engine, event
+from sqlalchemy import DateTime, Dialect, Engine, MetaData, TypeDecorator, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A time zone-less ``DateTime`` column that holds UTC on every database, read back naive as before.
+
+    PostgreSQL casts an aware time bound to ``timestamp without time zone`` to the session's own wall time
+    (a server in Kolkata stored 12:00 UTC as 17:30); SQLite kept the UTC wall time. Converting here stores
+    what SQLite always did, on both, with the same column type (no migration).
+    """
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is not None:
+            return value.astimezone(UTC).replace(tzinfo=None)
+        return value
 
 
 class Database:

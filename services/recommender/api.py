@@ -14,6 +14,7 @@ from services.recommender.engine import MAX_ID, Recommender, UnknownItem, Unknow
 from shared_backbone.text import normalise_text
 
 FUTURE_SLACK_S = 86_400  # an interaction may be stamped up to a day ahead (clock skew), not later
+TITLE_CHARS = 300  # the width of recommender_items.title
 
 
 def get_recommender(request: Request) -> Recommender:
@@ -107,11 +108,17 @@ class NewUser(BaseModel):
 
     name: str | None = Field(default=None, max_length=100)
 
+    @field_validator("name")
+    @classmethod
+    def _no_nul(cls, value: str | None) -> str | None:
+        """NUL is dropped: PostgreSQL's text cannot hold it (SQLite took it), and no one means to type it."""
+        return value.replace("\x00", "") if value is not None else None
+
 
 class NewItem(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    title: str = Field(min_length=1, max_length=300)
+    title: str = Field(min_length=1, max_length=TITLE_CHARS)
     year: int | None = Field(default=None, ge=1870, le=2100)
     genres: list[Annotated[str, Field(min_length=1, max_length=40)]] = Field(default_factory=list, max_length=20)
     tags: list[Annotated[str, Field(min_length=1, max_length=60)]] = Field(default_factory=list, max_length=20)
@@ -119,9 +126,12 @@ class NewItem(BaseModel):
     @field_validator("title")
     @classmethod
     def _title_not_blank(cls, value: str) -> str:
-        if not normalise_text(value):
+        title = normalise_text(value)
+        if not title:
             raise ValueError("the title is empty")
-        return normalise_text(value)
+        if len(title) > TITLE_CHARS:  # NFKC can lengthen text (one U+FDFA is 18 characters); PostgreSQL enforces the column's width
+            raise ValueError(f"the title is longer than {TITLE_CHARS} characters once normalised")
+        return title
 
     @field_validator("genres", "tags")
     @classmethod

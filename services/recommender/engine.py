@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from services.common.backbone import backbone_for
@@ -39,7 +39,7 @@ from services.recommender.ranking import (
     user_profile,
 )
 from services.recommender.settings import RecommenderSettings
-from services.recommender.store import Base, Interaction, Item, Viewer, import_movielens, is_empty
+from services.recommender.store import Base, Interaction, Item, Viewer, import_movielens, is_empty, move_id_sequences
 from shared_backbone.client import BackboneClient
 from shared_backbone.data import Movie
 from shared_backbone.errors import ConfigError
@@ -135,20 +135,13 @@ class Recommender:
             if is_empty(db) and self.settings.seed_dir is not None:
                 counts = import_movielens(db, self.settings.seed_dir)
                 log.info("imported %s from %s", counts, self.settings.seed_dir)
-                self._sync_id_sequences(db)
+                move_id_sequences(db, Item, Viewer)
         items = self._load_store()
         self.client.warm_up()
         self.backbone_id = self.client.info().backbone_id
         ids, vectors = self._load_index(items)
         state = self._catalogue(ids, vectors, items, self._new_model())
         self.state = replace(state, model=self._load_model(state))
-
-    def _sync_id_sequences(self, db: Any) -> None:
-        """PostgreSQL sequences do not move for rows inserted with explicit ids (the import's): move them."""
-        if self.database.engine.dialect.name != "postgresql":
-            return
-        for table in (Item.__tablename__, Viewer.__tablename__):
-            db.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), COALESCE((SELECT MAX(id) FROM {table}), 1))"))
 
     def _load_store(self) -> dict[int, ItemFacts]:
         threshold = self.settings.positive_threshold
@@ -454,6 +447,7 @@ class Recommender:
                 if db.get(Viewer, user_id) is None:
                     db.add(Viewer(id=user_id, source="api"))
                     db.flush()
+                    move_id_sequences(db, Viewer)  # an explicit id: the next create_user must not collide with it
                 row = db.scalar(select(Interaction).where(Interaction.user_id == user_id, Interaction.item_id == item_id))
                 replaced = row is not None
                 if row is None:

@@ -8,9 +8,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import JSON, Float, ForeignKey, Integer, String, UniqueConstraint, func, insert, select
+from sqlalchemy import JSON, Float, ForeignKey, Integer, String, UniqueConstraint, func, insert, select, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
+from services.common.db import UtcDateTime
 from shared_backbone.data import load_movies, load_ratings
 from shared_backbone.errors import DataError
 
@@ -22,7 +23,7 @@ def _now() -> datetime:
 
 
 class Base(DeclarativeBase):
-    pass
+    type_annotation_map = {datetime: UtcDateTime()}  # noqa: RUF012 - SQLAlchemy's own class attribute
 
 
 class Item(Base):
@@ -60,6 +61,23 @@ class Interaction(Base):
 
 def is_empty(session: Session) -> bool:
     return session.scalar(select(func.count()).select_from(Item)) == 0
+
+
+def move_id_sequences(session: Session, *models: type[Base]) -> None:
+    """On PostgreSQL, move each table's id sequence past the table's largest id (never back).
+
+    Rows inserted with explicit ids (the import's, a viewer first seen through an interaction) leave the
+    sequence behind, and the next ``create_user`` or ``add_item`` would collide with them. SQLite needs
+    nothing: it numbers from the largest id, which is what this reproduces (an empty table starts at 1).
+    The recommender's write lock serialises it with the inserts that draw from the sequence.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    for model in models:
+        table = model.__tablename__
+        sequence = f"pg_get_serial_sequence('{table}', 'id')"
+        following = f"GREATEST(nextval({sequence}), COALESCE((SELECT MAX(id) FROM {table}), 0) + 1)"
+        session.execute(text(f"SELECT setval({sequence}, {following}, false)"))
 
 
 def import_movielens(session: Session, folder: Path) -> dict[str, int]:

@@ -22,6 +22,7 @@ from shared_backbone.errors import ConfigError
 from shared_backbone.text import normalise_text
 
 MAX_PUSH = 500
+NAME_CHARS = 100  # the width of sentiment_subscriptions.name
 
 
 def get_monitor(request: Request) -> Monitor:
@@ -69,7 +70,7 @@ class PushRequest(BaseModel):
 class NewSubscription(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=100)
+    name: str = Field(min_length=1, max_length=NAME_CHARS)
     topics: list[str] = Field(default_factory=list, max_length=20)
     tickers: list[Annotated[str, Field(pattern=r"^\$?[A-Za-z]{1,6}(\.[A-Za-z]{1,2})?$")]] = Field(default_factory=list, max_length=50)
     webhook_url: AnyHttpUrl | None = None
@@ -211,6 +212,8 @@ def subscribe(body: NewSubscription, monitor: MonitorDep) -> dict[str, Any]:
     name = normalise_text(body.name)
     if not name:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "name is empty")
+    if len(name) > NAME_CHARS:  # NFKC can lengthen text (one U+FDFA is 18 characters); PostgreSQL enforces the column's width
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"name is longer than {NAME_CHARS} characters once normalised")
     with monitor.database.session() as db:
         subscription = Subscription(
             name=name,

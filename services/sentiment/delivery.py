@@ -21,6 +21,7 @@ from sqlalchemy import select
 
 from services.common.db import Database
 from services.sentiment.alerts import describe
+from services.sentiment.documents import utc
 from services.sentiment.store import Alert, Delivery, Subscription
 
 log = logging.getLogger(__name__)
@@ -42,9 +43,10 @@ class DeliveryConfig:
 def summary(alert: Alert) -> str:
     """One line a person can act on: what, how unusual, and the top headline."""
     what = alert.key.replace(":", " ", 1)
+    # utc(): PostgreSQL hands times back in its session's zone (SQLite as naive UTC); the line says UTC
     line = (
         f"[{alert.severity}] negative news surge on {what}: {alert.share_negative:.0%} negative of {alert.volume} "
-        f"(usually {alert.baseline_share:.0%}), window from {alert.window_start:%Y-%m-%d %H:%M} UTC"
+        f"(usually {alert.baseline_share:.0%}), window from {utc(alert.window_start):%Y-%m-%d %H:%M} UTC"
     )
     if alert.evidence:
         line += f'. Top: "{alert.evidence[0]["text"][:140]}"'

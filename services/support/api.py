@@ -17,6 +17,11 @@ from services.support.store import Feedback, Turn
 SESSION_ID = r"^[A-Za-z0-9-]{1,64}$"
 
 
+def without_nul(text: str) -> str:
+    """NUL is dropped: PostgreSQL's text cannot hold it (SQLite took it), and no one means to type it."""
+    return text.replace("\x00", "")
+
+
 def get_bot(request: Request) -> SupportBot:
     return request.app.state.bot
 
@@ -34,9 +39,10 @@ class ChatRequest(BaseModel):
     @field_validator("message")
     @classmethod
     def _not_blank(cls, value: str) -> str:
-        if not value.strip():
+        message = without_nul(value).strip()
+        if not message:
             raise ValueError("message is empty")
-        return value.strip()
+        return message
 
 
 class Source(BaseModel):
@@ -69,6 +75,11 @@ class FeedbackRequest(BaseModel):
     turn_id: int = Field(ge=1)
     rating: Literal["up", "down"]
     comment: str | None = Field(default=None, max_length=1000)
+
+    @field_validator("comment")
+    @classmethod
+    def _no_nul(cls, value: str | None) -> str | None:
+        return without_nul(value) if value is not None else None
 
 
 chat_router = APIRouter(tags=["chat"])
