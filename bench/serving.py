@@ -122,18 +122,37 @@ async def closed_loop(requests: list[Request], workers: int, seconds: float) -> 
     return sum(len(v) for v in results.values()), errors, elapsed
 
 
-def start_topology(deployment: str, profile: str, folder: Path) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
+def deployment_file(deployment: str, backend: str, folder: Path) -> str:
+    """The deployment as ``spine up`` reads it, with the backbone servers' backend overridden (``auto`` keeps the file's)."""
+    if backend == "auto":
+        return deployment
+    config = load_deployment(deployment, BackboneSettings().deploy_dir)
+    lines = [
+        f'name = "{config.name}"',
+        f'shape = "{config.shape}"',
+        f'profile = "{config.profile}"',
+        f'backend = "{backend}"',
+        "[services]",
+    ]
+    lines += [f'{service} = "{artifact}"' for service, artifact in config.services.items()]
+    path = folder / f"{deployment}-{backend}.toml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return str(path)
+
+
+def start_topology(deployment: str, profile: str, folder: Path, backend: str = "auto") -> tuple[subprocess.Popen[bytes], dict[str, str]]:
     """``spine up`` on bench ports and bench databases; returns once every process is healthy."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "sentiment.db").unlink(missing_ok=True)  # pushes must be new documents, scored for real
     env = {**os.environ, "SPINE_EMBEDDING_CACHE": "false", "HF_HUB_OFFLINE": "1"}
+    env["SPINE_SENTIMENT_DEMO_REPLAY"] = "false"  # only the offered load: the demo's scheduled replay would compete with it
     for service in SERVICE_APPS:
         env[f"SPINE_{service.upper()}_DATABASE_URL"] = f"sqlite:///{folder / f'{service}.db'}"
     argv = [
         str(Path(sys.executable).with_name("spine")),
         "up",
         "--deployment",
-        deployment,
+        deployment_file(deployment, backend, folder),
         "--profile",
         profile,
         "--no-ui",
@@ -163,13 +182,14 @@ def percentile(values: list[float], q: float) -> float | None:
 
 
 def measure(deployment: str, args: argparse.Namespace) -> dict[str, Any]:
-    process, processes = start_topology(deployment, args.profile, Path("artifacts") / "bench-serving" / deployment)
+    process, processes = start_topology(deployment, args.profile, Path("artifacts") / "bench-serving" / deployment, args.backend)
     try:
         count = int(args.rate * args.seconds)
         requests = workload(args.warm_up + count + 20_000, args.seed)
         asyncio.run(open_loop(requests[: args.warm_up], args.rate))
         latencies, errors, achieved = asyncio.run(open_loop(requests[args.warm_up : args.warm_up + count], args.rate))
         done, saturate_errors, elapsed = asyncio.run(closed_loop(requests[args.warm_up + count :], args.concurrency, args.saturate_seconds))
+        backends = {n: httpx.get(f"{u}/v1/info", timeout=5).json().get("backend") for n, u in processes.items() if n.startswith("backbone")}
         memory = {}
         for name, url in processes.items():
             rss, _, _, _ = summarise_metrics(httpx.get(f"{url}/metrics", timeout=10).text)
@@ -179,6 +199,7 @@ def measure(deployment: str, args: argparse.Namespace) -> dict[str, Any]:
         process.wait(timeout=120)
     return {
         "deployment": deployment,
+        "backends": backends,
         "backbone_servers": sum(1 for name in processes if name.startswith("backbone")),
         "offered_rate_per_s": args.rate,
         "achieved_rate_per_s": round(achieved, 2),
@@ -225,6 +246,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--saturate-seconds", type=float, default=30.0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx", "onnx-int8"], help="the backbone servers' backend")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args()
     if args.rate <= 0 or args.seconds <= 0 or args.concurrency < 1 or args.saturate_seconds <= 0:
@@ -245,9 +267,17 @@ def main() -> None:
         )
     command = "python " + " ".join(sys.argv)
     out = {"benchmark": "whole-topology serving", "command": command, "machine": machine(), "mix": MIX, "targets": TARGETS}
-    out.update({"profile": args.profile, "results": results, "ratios": ratios, "finished": datetime.now(UTC).isoformat(timespec="seconds")})
+    out.update(
+        {
+            "profile": args.profile,
+            "backend": args.backend,
+            "results": results,
+            "ratios": ratios,
+            "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+    )
     args.out.mkdir(parents=True, exist_ok=True)
-    stem = args.out / f"serving-{args.profile}"
+    stem = args.out / (f"serving-{args.profile}" if args.backend == "auto" else f"serving-{args.profile}-{args.backend}")
     stem.with_suffix(".json").write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
     stem.with_suffix(".md").write_text(markdown(results, ratios, command), encoding="utf-8")
     print(markdown(results, ratios, command))

@@ -152,26 +152,40 @@ class ArtifactStore:
         finally:
             shutil.rmtree(stage, ignore_errors=True)
 
+    def export_problem(self, artifact_id: str, backend: str) -> str | None:
+        """Why an ONNX export cannot be served (not verified, or its files changed since), or None."""
+        from shared_backbone.onnx_backend import sha256_of
+
+        export = self.manifest(artifact_id).exports.get(backend)
+        if export is None:
+            return f"no {backend} export (run `spine backbones export {artifact_id}`)"
+        if not export.get("servable"):
+            return f"{backend} failed verification ({export.get('reason')})"
+        graph, tokenizer = self.path(artifact_id) / str(export.get("file")), self.path(artifact_id) / ENCODER_DIR / "tokenizer.json"
+        if not export.get("sha256") or not graph.is_file() or sha256_of(graph) != export["sha256"]:
+            return f"{graph.name} is missing or does not match the manifest (re-run `spine backbones export {artifact_id}`)"
+        if not tokenizer.is_file() or sha256_of(tokenizer) != export.get("tokenizer_sha256"):
+            return f"{tokenizer.name} is missing or changed since the export (re-run `spine backbones export {artifact_id}`)"
+        return None
+
     def choose_backend(self, artifact_id: str, wanted: str = "auto") -> tuple[str, str]:
-        """The backend to serve and why: ``auto`` takes onnx-int8 where verified servable, else torch."""
+        """The backend to serve and why: ``auto`` takes onnx-int8, then onnx, where verified and intact, else torch."""
         from shared_backbone.onnx_backend import BACKENDS
 
         if wanted not in (*BACKENDS, "auto"):
             raise ArtifactError(f"unknown backend '{wanted}': choose auto, {', '.join(BACKENDS)}")
-        exports = self.manifest(artifact_id).exports
         if wanted == "torch":
             return "torch", "asked for"
         if wanted != "auto":
-            if wanted not in exports:
-                raise ArtifactError(f"'{artifact_id}' has no {wanted} export: run `spine backbones export {artifact_id}`")
-            return wanted, "asked for" if exports[wanted].get(
-                "servable"
-            ) else f"asked for, though verification failed: {exports[wanted].get('reason')}"
+            if problem := self.export_problem(artifact_id, wanted):
+                raise ArtifactError(f"'{artifact_id}' cannot be served on {wanted}: {problem}")
+            return wanted, "asked for, verified on the probe set"
+        reasons = []
         for backend in ("onnx-int8", "onnx"):
-            if exports.get(backend, {}).get("servable"):
+            if (problem := self.export_problem(artifact_id, backend)) is None:
                 return backend, "verified on the probe set"
-        reasons = [f"{b}: {e.get('reason')}" for b, e in exports.items() if not e.get("servable")]
-        return "torch", "; ".join(reasons) or "no ONNX export (run `spine backbones export`)"
+            reasons.append(problem)
+        return "torch", "; ".join(reasons)
 
     def open_backbone(
         self,
@@ -189,10 +203,14 @@ class ArtifactStore:
             export = manifest.exports.get(backend)
             if backend not in ONNX_FILES or export is None:
                 raise ArtifactError(f"'{artifact_id}' has no {backend} export: run `spine backbones export {artifact_id}`")
+            if not export.get("sha256"):
+                raise ArtifactError(
+                    f"'{artifact_id}': the {backend} export has no checksum in the manifest; re-run `spine backbones export`"
+                )
             return OnnxBackbone(
                 self.path(artifact_id) / export["file"],
                 self.path(artifact_id) / ENCODER_DIR / "tokenizer.json",
-                f"{manifest.backbone_id}+{backend}",
+                f"{manifest.backbone_id}+{backend}.{export['sha256'][:12]}",  # the cache key changes with the graph
                 backend=backend,
                 dimension=manifest.embedding_dimension,
                 max_seq_length=manifest.max_seq_length,

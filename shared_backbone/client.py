@@ -255,6 +255,7 @@ class BackboneClients:
                     threads=self.settings.threads,
                     batch_size=self.settings.encode_batch_size,
                     cache_path=cache,
+                    backend=self.config.backend,
                 )
             return self._clients[artifact]
 

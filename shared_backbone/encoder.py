@@ -96,14 +96,14 @@ class CachedEncoder:
 
     def _encode_uncached(self, texts: list[str], show_progress: bool) -> np.ndarray:
         self.warm_up()
-        order = np.argsort(self.token_lengths(texts), kind="stable") if len(texts) > 1 else np.zeros(len(texts), dtype=np.int64)
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
-        batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
-        if show_progress:
-            from tqdm.auto import tqdm
+        with self._lock:  # one pass at a time (the runtime already uses every allowed thread); the tokenizer too
+            order = np.argsort(self.token_lengths(texts), kind="stable") if len(texts) > 1 else np.zeros(len(texts), dtype=np.int64)
+            batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+            if show_progress:
+                from tqdm.auto import tqdm
 
-            batches = tqdm(batches, desc=f"encode {self.backbone_id}", unit="batch", leave=False)
-        with self._lock:  # one forward pass at a time: the runtime already uses every allowed thread
+                batches = tqdm(batches, desc=f"encode {self.backbone_id}", unit="batch", leave=False)
             for batch in batches:
                 out[batch] = self._forward([texts[i] for i in batch])
         return out

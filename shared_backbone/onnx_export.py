@@ -115,12 +115,21 @@ def _quantize(source: Path, target: Path, recipe: str) -> None:
     keep_fp32 = [
         n.name for n in onnx.load(str(source), load_external_data=False).graph.node if n.op_type == "MatMul" and RECIPES[recipe](n.name)
     ]
-    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=True, reduce_range=True, nodes_to_exclude=keep_fp32)
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # the quantizer logs every tensor on the root logger
+    try:
+        quantize_dynamic(
+            str(source), str(target), weight_type=QuantType.QInt8, per_channel=True, reduce_range=True, nodes_to_exclude=keep_fp32
+        )
+    finally:
+        root.setLevel(level)
 
 
 def verify(reference: np.ndarray, candidate: np.ndarray, probe: Probe, heads: dict[str, Any]) -> dict[str, Any]:
     """Cosine to the fp32 encoder and each head's accuracy change; ``servable`` only within both limits."""
-    cosine = np.sum(reference * candidate, axis=1) / (np.linalg.norm(reference, axis=1) * np.linalg.norm(candidate, axis=1))
+    with np.errstate(invalid="ignore", divide="ignore"):  # a zero row gives NaN, caught below
+        cosine = np.sum(reference * candidate, axis=1) / (np.linalg.norm(reference, axis=1) * np.linalg.norm(candidate, axis=1))
     deltas = {}
     for task, (rows, gold) in probe.labelled.items():
         if task in heads:
@@ -128,7 +137,9 @@ def verify(reference: np.ndarray, candidate: np.ndarray, probe: Probe, heads: di
             after = float((heads[task].predict(candidate[rows]) == gold).mean())
             deltas[task] = round(after - before, 4)
     problems = []
-    if float(cosine.min()) < MIN_COSINE:
+    if not np.isfinite(cosine).all():
+        problems.append("non-finite or zero embeddings")
+    elif float(cosine.min()) < MIN_COSINE:
         problems.append(f"min cosine {cosine.min():.4f} < {MIN_COSINE}")
     problems += [f"{task} accuracy {delta * 100:+.2f} points" for task, delta in deltas.items() if delta < -MAX_ACCURACY_DROP]
     return {
@@ -168,30 +179,33 @@ def export_artifact(
         return verify(reference, candidate, probe, heads)
 
     exports: dict[str, Any] = {}
-    fp32 = out / ONNX_FILES["onnx"]
-    with tempfile.TemporaryDirectory(dir=out) as scratch:  # a half-written graph never takes the real name
-        staged = Path(scratch) / fp32.name
-        _export_graph(folder / ENCODER_DIR, staged, manifest.max_seq_length)
-        os.replace(staged, fp32)
-        exports["onnx"] = {
-            "file": f"{ONNX_DIR}/{fp32.name}",
-            "sha256": sha256_of(fp32),
-            "bytes": fp32.stat().st_size,
-            **check(fp32, "onnx"),
-        }
+    staged: dict[str, Path] = {}
+    tokenizer_sha = sha256_of(tokenizer)
+    with tempfile.TemporaryDirectory(dir=out) as scratch:  # nothing takes a real name until every check has run
+        staged["onnx"] = Path(scratch) / ONNX_FILES["onnx"]
+        _export_graph(folder / ENCODER_DIR, staged["onnx"], manifest.max_seq_length)
+        exports["onnx"] = check(staged["onnx"], "onnx")
         if quantize:
-            int8 = out / ONNX_FILES["onnx-int8"]
             tried = []
             for recipe in RECIPES:
-                staged_int8 = Path(scratch) / f"{recipe}.onnx"
-                _quantize(fp32, staged_int8, recipe)
-                result = check(staged_int8, "onnx-int8")
+                candidate = Path(scratch) / f"{recipe}.onnx"
+                _quantize(staged["onnx"], candidate, recipe)
+                result = check(candidate, "onnx-int8")
                 tried.append(f"{recipe}: {result['reason'] or 'ok'}")
                 if result["servable"] or recipe == list(RECIPES)[-1]:
-                    os.replace(staged_int8, int8)
-                    meta = {"file": f"{ONNX_DIR}/{int8.name}", "sha256": sha256_of(int8), "bytes": int8.stat().st_size}
-                    exports["onnx-int8"] = {**meta, "recipe": recipe, "recipes_tried": tried, **result}
+                    staged["onnx-int8"] = candidate
+                    exports["onnx-int8"] = {"recipe": recipe, "recipes_tried": tried, **result}
                     break
+        for backend, path in staged.items():
+            final = out / ONNX_FILES[backend]
+            meta = {
+                "file": f"{ONNX_DIR}/{final.name}",
+                "sha256": sha256_of(path),
+                "bytes": path.stat().st_size,
+                "tokenizer_sha256": tokenizer_sha,
+            }
+            exports[backend] = {**meta, **exports[backend]}
+            os.replace(path, final)  # a crash between here and the manifest leaves a sha mismatch, which serving refuses
     for backend, export in exports.items():
         log.info("%s %s: cosine min %.4f, servable %s %s", artifact_id, backend, export["cosine_min"], export["servable"], export["reason"])
     record_exports(store, artifact_id, exports)

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import numpy as np
@@ -38,6 +39,10 @@ class RemoteBackboneClient:
         chunk_texts: int | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        parts = urlsplit(self.base_url)  # for messages and logs: never the credentials a URL may carry
+        self.shown_url = (
+            urlunsplit(parts._replace(netloc=parts.hostname + (f":{parts.port}" if parts.port else ""))) if parts.hostname else "?"
+        )
         self.timeout_s = timeout_s
         self.retries = retries
         self.backoff_s = backoff_s
@@ -60,6 +65,9 @@ class RemoteBackboneClient:
                 time.sleep(self.backoff_s * 2 ** (attempt - 1))
             try:
                 response = self._http.request(method, path, json=payload)
+            except httpx.ReadTimeout:  # the server has the work and is slow: sending it again only adds load
+                reason = f"no reply within {self.timeout_s:.0f} s"
+                break
             except httpx.TransportError as exc:
                 reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
                 continue
@@ -68,8 +76,12 @@ class RemoteBackboneClient:
                 continue
             if response.status_code >= 400:
                 raise ConfigError(f"backbone server refused the request ({response.status_code}): {_detail(response)}")
-            return response.json()
-        raise BackboneUnavailable(f"backbone server {self.base_url} unavailable after {self.retries + 1} attempt(s) ({reason})")
+            try:
+                return response.json()
+            except ValueError:
+                reason = f"HTTP {response.status_code} without JSON: is {self.shown_url} a backbone server?"
+                continue
+        raise BackboneUnavailable(f"backbone server {self.shown_url} unavailable after {attempt + 1} attempt(s) ({reason})")
 
     # --- the Protocol ------------------------------------------------------------------------
 
@@ -133,6 +145,12 @@ class RemoteBackboneClient:
         for start in range(0, len(texts), step):
             chunk = texts[start : start + step]
             body = self._call("POST", "/v1/analyse", {"input": chunk, "tasks": list(tasks), "encoding_format": "base64"})
+            if body.get("backbone_id", self._info.backbone_id) != self._info.backbone_id:
+                raise BackboneUnavailable(
+                    f"the backbone server now serves {body['backbone_id']}, not {self._info.backbone_id} that this service's indexes were "
+                    "built with: restart the service to rebuild them",
+                    retry_after_s=60,
+                )
             vectors.append(decode_vectors(body["embeddings"], len(chunk)))
             for task in tasks:
                 labels[task] = tuple(body["heads"][task]["labels"])

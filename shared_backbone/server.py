@@ -23,7 +23,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared_backbone.batching import MicroBatcher
+from shared_backbone.batching import BatcherBusy, BatcherStopped, MicroBatcher
 from shared_backbone.client import BackboneInfo, InProcessBackboneClient
 from shared_backbone.errors import SpineError
 from shared_backbone.settings import BackboneSettings
@@ -45,6 +45,7 @@ class BackboneServerSettings(BaseSettings):
     backend: str = Field(default="auto", description="auto (onnx-int8 where verified, else torch), torch, onnx or onnx-int8")
     max_batch_texts: int = Field(default=64, ge=1, le=1024, description="texts per coalesced forward pass")
     max_wait_ms: float = Field(default=2.0, ge=0, le=1000, description="how long a request waits for others to join its pass")
+    max_queued_requests: int = Field(default=1024, ge=1, le=100_000, description="beyond this the server answers 503 (busy)")
     max_texts_per_request: int = Field(default=512, ge=1, le=8192)
     max_text_chars: int = Field(default=20_000, ge=1, le=1_000_000, description="longer texts are refused (the encoder reads 64 tokens)")
     max_request_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
@@ -127,7 +128,12 @@ def create_backbone_app(settings: BackboneServerSettings | None = None) -> FastA
     client = InProcessBackboneClient(
         b.backbones_dir, settings.artifact, threads=b.threads, batch_size=b.encode_batch_size, cache_path=cache, backend=settings.backend
     )
-    batcher = MicroBatcher(client.encode, max_batch_texts=settings.max_batch_texts, max_wait_s=settings.max_wait_ms / 1000)
+    batcher = MicroBatcher(
+        client.encode,
+        max_batch_texts=settings.max_batch_texts,
+        max_wait_s=settings.max_wait_ms / 1000,
+        max_queued=settings.max_queued_requests,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -153,7 +159,19 @@ def create_backbone_app(settings: BackboneServerSettings | None = None) -> FastA
         for i, text in enumerate(texts):
             if len(text) > settings.max_text_chars:
                 raise HTTPException(413, f"input[{i}] has {len(text)} characters; the limit is {settings.max_text_chars}")
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                raise HTTPException(422, f"input[{i}] is not valid Unicode (a lone surrogate)") from None
         return texts
+
+    async def encoded(texts: list[str]) -> np.ndarray:
+        try:
+            return await batcher.submit(texts)
+        except BatcherBusy as exc:
+            raise HTTPException(503, f"backbone server busy: {exc}", headers={"Retry-After": "1"}) from None
+        except BatcherStopped as exc:
+            raise HTTPException(503, str(exc), headers={"Retry-After": "5"}) from None
 
     def head_probabilities(info: BackboneInfo, tasks: list[str], vectors: np.ndarray) -> dict[str, dict[str, object]]:
         unknown = [t for t in tasks if t not in info.heads]
@@ -172,8 +190,8 @@ def create_backbone_app(settings: BackboneServerSettings | None = None) -> FastA
         if body.model not in (None, info.artifact_id, info.backbone_id):
             raise HTTPException(404, f"model '{body.model}' is not served here; this server serves '{info.artifact_id}'")
         texts = checked([body.input] if isinstance(body.input, str) else body.input)
-        vectors = await batcher.submit(texts)
-        tokens = sum(client.backbone.token_lengths(texts))
+        vectors = await encoded(texts)
+        tokens = sum(await batcher.run_exclusive(client.backbone.token_lengths, texts))
         data = [
             {"object": "embedding", "index": i, "embedding": encode_vectors(row, body.encoding_format)} for i, row in enumerate(vectors)
         ]
@@ -184,9 +202,10 @@ def create_backbone_app(settings: BackboneServerSettings | None = None) -> FastA
         texts = checked(body.input)
         if unknown := [t for t in body.tasks if t not in info.heads]:
             head_probabilities(info, unknown, np.zeros((0, info.dimension), dtype=np.float32))  # raises the 404
-        vectors = await batcher.submit(texts)
+        vectors = await encoded(texts)
         return {
             "model": info.artifact_id,
+            "backbone_id": info.backbone_id,
             "count": len(texts),
             "embeddings": encode_vectors(vectors, body.encoding_format),
             "heads": head_probabilities(info, body.tasks, vectors),
@@ -196,7 +215,7 @@ def create_backbone_app(settings: BackboneServerSettings | None = None) -> FastA
     async def predict(task: str, body: PredictRequest, info: Served) -> dict[str, object]:
         texts = checked(body.input)
         head_probabilities(info, [task], np.zeros((0, info.dimension), dtype=np.float32))  # 404 before paying for encoding
-        vectors = await batcher.submit(texts)
+        vectors = await encoded(texts)
         result = head_probabilities(info, [task], vectors)[task]
         labels, probabilities = result["labels"], np.asarray(result["probabilities"])
         predictions = [{"label": labels[int(row.argmax())], "confidence": float(row.max())} for row in probabilities]  # type: ignore[index]

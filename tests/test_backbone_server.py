@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from shared_backbone.batching import MicroBatcher
+from shared_backbone.batching import BatcherBusy, BatcherStopped, MicroBatcher
 from shared_backbone.client import InProcessBackboneClient
 from shared_backbone.server import BackboneServerSettings, create_backbone_app
 from shared_backbone.settings import BackboneSettings
@@ -136,3 +137,36 @@ def test_a_failing_pass_fails_its_requests_and_the_batcher_keeps_serving() -> No
     failed, fine = asyncio.run(scenario())
     assert isinstance(failed, RuntimeError) and "exploded" in str(failed)
     assert fine.shape == (2, 2)
+
+
+def test_stopping_fails_every_waiting_request_and_a_full_queue_sheds_load() -> None:
+    release = threading.Event()
+
+    def slow(texts: Sequence[str]) -> np.ndarray:
+        release.wait(5)
+        return np.zeros((len(texts), 1), dtype=np.float32)
+
+    async def scenario() -> tuple[list[BaseException | np.ndarray], BaseException | None]:
+        batcher = MicroBatcher(slow, max_batch_texts=1, max_wait_s=0, max_queued=2)
+        await batcher.start()
+        first = asyncio.create_task(batcher.submit(["in the pass"]))
+        await asyncio.sleep(0.05)  # the worker now holds it, blocked in encode
+        waiting = [asyncio.create_task(batcher.submit([f"queued {i}"])) for i in range(2)]
+        await asyncio.sleep(0.05)
+        busy = None
+        try:
+            await batcher.submit(["one too many"])
+        except BatcherBusy as exc:
+            busy = exc
+        asyncio.get_running_loop().call_later(0.2, release.set)  # let the blocked pass end while stop() waits for its thread
+        await batcher.stop()
+        return await asyncio.gather(first, *waiting, return_exceptions=True), busy
+
+    results, busy = asyncio.run(scenario())
+    assert isinstance(busy, BatcherBusy)
+    assert all(isinstance(r, BatcherStopped) for r in results), results  # in the pass, queued: none is left hanging
+
+
+def test_a_lone_surrogate_is_a_422_not_a_500(server: TestClient) -> None:
+    response = server.post("/v1/embeddings", content=b'{"input": ["ok", "\\ud800"]}', headers={"content-type": "application/json"})
+    assert response.status_code == 422 and "input[1] is not valid Unicode" in response.json()["detail"]

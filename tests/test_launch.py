@@ -30,6 +30,19 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def free_ports_in_a_row(count: int) -> int:
+    """The first of ``count`` consecutive free ports (per-domain servers take the backbone port and the next ones)."""
+    while True:
+        first = free_port()
+        try:
+            for port in range(first, first + count):
+                with socket.socket() as probe:
+                    probe.bind(("127.0.0.1", port))
+            return first
+        except OSError:
+            continue
+
+
 def test_missing_artifacts_are_named_and_refused_without_training(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     settings = BackboneSettings(artifacts_dir=tmp_path)
     assert launch.missing_artifacts("shared", "smoke", settings) == ["shared-smoke"]
@@ -79,7 +92,7 @@ def test_plan_gives_each_artifact_one_server_and_points_each_service_at_its_own(
 
 def bring_up(deployment: str, artifacts: Path, movies: Path) -> tuple[subprocess.Popen[str], list[str], dict[str, int]]:
     """`spine up` as a user runs it, on free ports; returns once it says it is running (or exits)."""
-    ports = {"support": free_port(), "recommender": free_port(), "sentiment": free_port(), "backbone": free_port()}
+    ports = {"support": free_port(), "recommender": free_port(), "sentiment": free_port(), "backbone": free_ports_in_a_row(3)}
     env = {**os.environ, "SPINE_ARTIFACTS_DIR": str(artifacts), "HF_HUB_OFFLINE": "1", "SPINE_RECOMMENDER_SEED_DIR": str(movies)}
     spine = Path(sys.executable).with_name("spine")
     argv = [str(spine), "up", "--deployment", deployment, "--profile", "smoke", "--no-ui", "--no-train-missing"]
@@ -166,3 +179,26 @@ def test_spine_up_stops_with_the_reason_when_a_process_cannot_start(tmp_path: Pa
     result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=240)
     assert result.returncode == 1 and "error: a process exited during start-up" in result.stderr, result.stderr + result.stdout
     assert "corrupt manifest" in result.stdout and "Traceback" not in result.stdout + result.stderr
+
+
+LEFTOVER_SCRIPT = """
+import os, signal, sys, threading
+from apps import launch
+marker = sys.argv[1]
+children = [launch.Child(f"sleeper{i}", ["sleep", f"{30 + i}.{marker}"], "http://127.0.0.1:9", "/health") for i in range(2)]
+if sys.argv[2] != "none":
+    threading.Timer(float(sys.argv[3]), lambda: os.kill(os.getpid(), getattr(signal, sys.argv[2]))).start()
+print("exit", launch.run(children, dict(os.environ), print, ready_timeout_s=60), flush=True)
+"""
+
+
+@pytest.mark.parametrize(("sig", "after_s"), [("SIGINT", 0.05), ("SIGINT", 1.5), ("SIGHUP", 1.5)])
+def test_stopping_spine_up_at_any_moment_leaves_no_process_behind(sig: str, after_s: float) -> None:
+    """Ctrl-C before honcho knows its children's pids, Ctrl-C later, and a closed terminal: nothing survives."""
+    marker = str(int(time.time() * 1000) % 10**9)
+    argv = [sys.executable, "-c", LEFTOVER_SCRIPT, marker, sig, str(after_s)]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=120, cwd=Path(__file__).parents[1])
+    assert result.returncode == 0 and "exit 0" in result.stdout, result.stdout + result.stderr
+    time.sleep(0.5)
+    survivors = subprocess.run(["pgrep", "-f", f"sleep 3[01].{marker}"], capture_output=True, text=True).stdout.split()
+    assert survivors == [], f"left running: {survivors}"

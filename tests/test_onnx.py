@@ -14,6 +14,7 @@ import pytest
 from shared_backbone.artifacts import MANIFEST, ArtifactStore
 from shared_backbone.client import InProcessBackboneClient
 from shared_backbone.errors import ArtifactError
+from shared_backbone.onnx_backend import OnnxBackbone
 from shared_backbone.onnx_export import Probe, export_artifact, verify
 from shared_backbone.settings import BackboneSettings
 
@@ -33,7 +34,7 @@ def test_export_writes_both_graphs_and_records_them_in_the_manifest(exported: tu
     assert set(recorded) == {"onnx", "onnx-int8"} and recorded == exports
     for backend, export in recorded.items():
         assert (store.path("shared-smoke") / export["file"]).stat().st_size == export["bytes"] > 0
-        assert len(export["sha256"]) == 64 and export["probe_texts"] == 40 * 3 + 40
+        assert len(export["sha256"]) == 64 and len(export["tokenizer_sha256"]) == 64 and export["probe_texts"] == 40 * 3 + 40
         assert export["servable"] == (not export["reason"]), backend
     assert recorded["onnx"]["cosine_min"] > 0.999 and recorded["onnx"]["servable"]
     assert recorded["onnx-int8"]["recipe"] in {"all-matmuls", "ffn-down-fp32", "ffn-fp32"} and recorded["onnx-int8"]["recipes_tried"]
@@ -41,14 +42,19 @@ def test_export_writes_both_graphs_and_records_them_in_the_manifest(exported: tu
 
 
 def test_onnx_backends_agree_with_torch(exported: tuple[ArtifactStore, dict[str, dict]]) -> None:
-    store, _ = exported
+    store, exports = exported
+    assert exports["onnx-int8"]["servable"], exports["onnx-int8"]["recipes_tried"]  # some recipe must hold even on the tiny encoder
     clients = {b: InProcessBackboneClient(store.root, "shared-smoke", backend=b) for b in ("torch", "onnx", "onnx-int8")}
     vectors = {b: c.encode(PROBE) for b, c in clients.items()}
     np.testing.assert_allclose(vectors["onnx"], vectors["torch"], atol=1e-4)
     assert np.all(np.sum(vectors["onnx-int8"] * vectors["torch"], axis=1) > 0.9)
     intents = {b: [label for label, _ in c.predict("intent", PROBE).best()] for b, c in clients.items()}
     assert intents["onnx"] == intents["torch"]
-    assert clients["onnx-int8"].info().backend == "onnx-int8" and clients["onnx-int8"].info().backbone_id.endswith("+onnx-int8")
+    info = clients["onnx-int8"].info()
+    assert (
+        info.backend == "onnx-int8"
+        and f"+onnx-int8.{store.manifest('shared-smoke').exports['onnx-int8']['sha256'][:12]}" in info.backbone_id
+    )
 
 
 def test_auto_serves_the_best_verified_backend_and_says_why(
@@ -59,36 +65,62 @@ def test_auto_serves_the_best_verified_backend_and_says_why(
     assert store.choose_backend("shared-smoke", "auto") == (expected, "verified on the probe set")
     plain = ArtifactStore(trained_shared.backbones_dir)  # never exported
     backend, reason = plain.choose_backend("shared-smoke", "auto")
-    assert backend == "torch" and "no ONNX export" in reason
-    with pytest.raises(ArtifactError, match="has no onnx-int8 export"):
+    assert backend == "torch" and "no onnx-int8 export" in reason and "no onnx export" in reason
+    with pytest.raises(ArtifactError, match="no onnx-int8 export"):
         plain.choose_backend("shared-smoke", "onnx-int8")
     with pytest.raises(ArtifactError, match="unknown backend 'tensorrt'"):
         store.choose_backend("shared-smoke", "tensorrt")
 
 
-def test_a_changed_broken_or_mismatched_graph_is_refused_with_the_reason(
+def test_a_changed_broken_or_mismatched_graph_is_refused_and_auto_falls_back(
     exported: tuple[ArtifactStore, dict[str, dict]], tmp_path: Path
 ) -> None:
-    source, _ = exported
+    source, exports = exported
     root = shutil.copytree(source.root, tmp_path / "backbones")
     store = ArtifactStore(root)
-    graph = store.path("shared-smoke") / "onnx" / "model.onnx"
+    folder = store.path("shared-smoke")
+    int8 = folder / "onnx" / "model.int8.onnx"
 
-    graph.write_bytes(graph.read_bytes()[:1000])
+    int8.write_bytes(int8.read_bytes()[:1000])  # changed since export
     with pytest.raises(ArtifactError, match="does not match the manifest"):
-        store.open_backbone("shared-smoke", backend="onnx").warm_up()
+        store.open_backbone("shared-smoke", backend="onnx-int8").warm_up()
+    with pytest.raises(ArtifactError, match="cannot be served on onnx-int8: model.int8.onnx is missing or does not match"):
+        store.choose_backend("shared-smoke", "onnx-int8")
+    backend, _ = store.choose_backend("shared-smoke", "auto")
+    assert backend == ("onnx" if exports["onnx"]["servable"] else "torch")  # auto steps over the damaged graph
 
-    manifest_path = store.path("shared-smoke") / MANIFEST
-    raw = json.loads(manifest_path.read_text())
-    raw["exports"]["onnx"]["sha256"] = None  # no checksum to catch it: loading itself must refuse
-    manifest_path.write_text(json.dumps(raw))
+    not_a_graph = OnnxBackbone(int8, folder / "encoder" / "tokenizer.json", "x", backend="onnx-int8", dimension=32, max_seq_length=32)
     with pytest.raises(ArtifactError, match="not a loadable ONNX graph"):
-        store.open_backbone("shared-smoke", backend="onnx").warm_up()
+        not_a_graph.warm_up()
 
+    manifest_path = folder / MANIFEST
+    raw = json.loads(manifest_path.read_text())
+    raw["exports"]["onnx"]["sha256"] = None
+    manifest_path.write_text(json.dumps(raw))
+    with pytest.raises(ArtifactError, match="has no checksum"):
+        store.open_backbone("shared-smoke", backend="onnx")
+
+    raw["exports"]["onnx"]["sha256"] = exports["onnx"]["sha256"]
     raw["embedding_dimension"] = 7
     manifest_path.write_text(json.dumps(raw))
     with pytest.raises(ArtifactError, match="outputs .*-dimensional rows, the manifest says 7"):
-        store.open_backbone("shared-smoke", backend="onnx-int8").warm_up()
+        store.open_backbone("shared-smoke", backend="onnx").warm_up()
+
+    (folder / "encoder" / "tokenizer.json").write_text("{}")
+    assert "tokenizer.json is missing or changed" in (store.export_problem("shared-smoke", "onnx") or "")
+
+
+def test_a_backend_that_failed_verification_is_never_served(exported: tuple[ArtifactStore, dict[str, dict]], tmp_path: Path) -> None:
+    store = ArtifactStore(shutil.copytree(exported[0].root, tmp_path / "backbones"))
+    manifest_path = store.path("shared-smoke") / MANIFEST
+    raw = json.loads(manifest_path.read_text())
+    for export in raw["exports"].values():
+        export.update(servable=False, reason="min cosine 0.9 < 0.98")
+    manifest_path.write_text(json.dumps(raw))
+    with pytest.raises(ArtifactError, match=r"failed verification \(min cosine 0.9 < 0.98\)"):
+        store.choose_backend("shared-smoke", "onnx-int8")
+    backend, reason = store.choose_backend("shared-smoke", "auto")
+    assert backend == "torch" and "onnx-int8 failed verification" in reason and "onnx failed verification" in reason
 
 
 def test_verify_refuses_low_cosine_and_lost_accuracy() -> None:
@@ -104,6 +136,9 @@ def test_verify_refuses_low_cosine_and_lost_accuracy() -> None:
     result = verify(reference, flipped, probe, {"sentiment": Head()})
     assert not result["servable"] and "min cosine" in result["reason"] and "sentiment accuracy -25.00 points" in result["reason"]
     assert result["head_accuracy_delta"] == {"sentiment": -0.25}
+    broken = reference.copy()
+    broken[0] = 0.0  # an all-zero row has no direction: its cosine is NaN, which must not slip through a "< 0.98" test
+    assert verify(reference, broken, probe, {})["reason"] == "non-finite or zero embeddings"
 
 
 def test_the_onnx_backbone_server_never_imports_torch(exported: tuple[ArtifactStore, dict[str, dict]]) -> None:

@@ -151,3 +151,25 @@ def test_a_service_answers_503_while_its_backbone_is_down_and_recovers_unaided(
         stop(service)
         if backbone is not None:
             stop(backbone)
+
+
+def test_the_warm_up_retry_survives_a_surprise_and_then_serves(monkeypatch: pytest.MonkeyPatch) -> None:
+    from fastapi.testclient import TestClient
+
+    from services.common import app as app_module
+    from services.common.settings import ServiceSettings
+
+    monkeypatch.setattr(app_module, "RETRY_WARM_UP_S", 0.05)
+    outcomes = iter([BackboneUnavailable("backbone server down"), ValueError("garbled reply"), None])
+
+    def warm_up(_: object) -> None:
+        if (outcome := next(outcomes)) is not None:
+            raise outcome
+
+    with TestClient(app_module.create_service_app("support", ServiceSettings(), [], warm_up=warm_up)) as client:
+        waiting = client.get("/health")
+        assert waiting.status_code == 503 and waiting.json()["status"] == "waiting"  # the launcher keeps waiting on this
+        deadline = time.monotonic() + 10
+        while client.get("/health").json()["status"] != "ok" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert client.get("/health").json()["status"] == "ok"

@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -21,6 +22,7 @@ from shared_backbone.errors import ArtifactError, BackboneUnavailable, SpineErro
 
 log = logging.getLogger(__name__)
 RETRY_WARM_UP_S = 5.0
+OPS_PATHS = ("/health", "/metrics")
 
 REQUESTS = Counter("spine_http_requests_total", "HTTP requests by service, route and status", ["service", "route", "status"])
 LATENCY = Histogram(
@@ -29,6 +31,12 @@ LATENCY = Histogram(
     ["service", "route"],
     buckets=(0.005, 0.01, 0.02, 0.04, 0.06, 0.1, 0.2, 0.5, 1, 2, 5),
 )
+
+
+def without_credentials(url: str) -> str:
+    """``http://user:secret@host`` -> ``http://host``: URLs are shown in health and errors, secrets never."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=parts.hostname + (f":{parts.port}" if parts.port else ""))) if parts.hostname else url
 
 
 def _route_name(request: Request) -> str:
@@ -56,6 +64,9 @@ def create_service_app(
 ) -> FastAPI:
     """A FastAPI app whose heavy loading happens once, in ``warm_up``, at start-up."""
 
+    def database_reason(exc: SQLAlchemyError) -> str:
+        return f"database unavailable: {exc.orig if getattr(exc, 'orig', None) else type(exc).__name__}"
+
     def retry_warm_up(app: FastAPI, stop: threading.Event) -> None:
         """The backbone server was not up in time: keep trying, and serve as soon as it answers."""
         while not stop.wait(RETRY_WARM_UP_S):
@@ -64,35 +75,47 @@ def create_service_app(
             except BackboneUnavailable as exc:
                 app.state.failure = str(exc)
                 continue
-            except (SpineError, SQLAlchemyError) as exc:
-                app.state.failure = str(exc)
-                log.error("%s cannot start: %s", service, exc)
+            except SpineError as exc:
+                reason = str(exc)
+            except SQLAlchemyError as exc:
+                reason = database_reason(exc)
+            except Exception as exc:  # a bug or a garbled reply must not leave a dead thread behind a stale reason
+                log.exception("%s: warm-up retry failed", service)
+                app.state.failure = f"warm-up failed: {type(exc).__name__}: {exc}"
+                continue
+            else:
+                if not stop.is_set():
+                    app.state.failure, app.state.waiting, app.state.ready = None, False, True
+                    log.info("%s: backbone reachable, serving", service)
                 return
-            app.state.failure, app.state.ready = None, True
-            log.info("%s: backbone reachable again, serving", service)
+            app.state.failure, app.state.waiting = reason, False
+            log.error("%s cannot start: %s", service, reason)
             return
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         stop_retrying = threading.Event()
+        retrying: threading.Thread | None = None
         try:
             warm_up(app)
             app.state.ready = True
         except BackboneUnavailable as exc:  # not our fault and not permanent: 503 until the server answers
             log.error("%s waits for its backbone: %s", service, exc)
-            app.state.failure = str(exc)
-            threading.Thread(target=retry_warm_up, args=(app, stop_retrying), daemon=True, name="warm-up-retry").start()
+            app.state.failure, app.state.waiting = str(exc), True
+            retrying = threading.Thread(target=retry_warm_up, args=(app, stop_retrying), daemon=True, name="warm-up-retry")
+            retrying.start()
         except SpineError as exc:  # stay up and say why (health and every route answer 503), no traceback
             log.error("%s cannot start: %s", service, exc)
             app.state.failure = str(exc)
         except SQLAlchemyError as exc:  # an unreachable or damaged database: the same, with the driver's reason
-            reason = f"database unavailable: {exc.orig if getattr(exc, 'orig', None) else exc}"
-            log.error("%s cannot start: %s", service, reason)
-            app.state.failure = reason
+            log.error("%s cannot start: %s", service, database_reason(exc))
+            app.state.failure = database_reason(exc)
         try:
             yield
         finally:
             stop_retrying.set()
+            if retrying is not None:
+                retrying.join(timeout=10)
             if shut_down is not None:
                 shut_down(app)
 
@@ -102,6 +125,7 @@ def create_service_app(
     app.state.service = service
     app.state.ready = False
     app.state.failure = None
+    app.state.waiting = False  # failing only because the backbone server is not answering yet: health says "waiting"
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"], allow_headers=["*"])
 
@@ -115,6 +139,8 @@ def create_service_app(
             return JSONResponse({"detail": f"request body over the {settings.max_request_bytes}-byte limit"}, status_code=413)
         started = time.perf_counter()
         response = await call_next(request)
+        if request.url.path in OPS_PATHS:  # probes are not traffic: they would skew the latency percentiles
+            return response
         route = _route_name(request)
         LATENCY.labels(service, route).observe(time.perf_counter() - started)
         REQUESTS.labels(service, route, str(response.status_code)).inc()
@@ -138,10 +164,11 @@ def create_service_app(
     @app.get("/health", tags=["ops"])
     def health_route() -> JSONResponse:
         if app.state.failure:
-            body = {"status": "unavailable", "service": service, "deployment": settings.deployment, "error": app.state.failure}
+            status = "waiting" if app.state.waiting else "unavailable"
+            body = {"status": status, "service": service, "deployment": settings.deployment, "error": app.state.failure}
             return JSONResponse(body, status_code=503, headers={"Retry-After": "30"})
         body = {"status": "ok" if app.state.ready else "starting", "service": service, "deployment": settings.deployment}
-        body["backbone_url"] = settings.backbone.backbone_url or "in-process"
+        body["backbone_url"] = without_credentials(settings.backbone.backbone_url) if settings.backbone.backbone_url else "in-process"
         if health is not None and app.state.ready:
             body.update(health(app))
         return JSONResponse(body)
