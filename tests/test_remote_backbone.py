@@ -113,7 +113,7 @@ def test_a_service_answers_503_while_its_backbone_is_down_and_recovers_unaided(
     backbone = None
     base = f"http://127.0.0.1:{support_port}"
     try:
-        waiting = wait_for(f"{base}/health", status="unavailable")
+        waiting = wait_for(f"{base}/health", status="waiting")  # not "unavailable": the launcher keeps waiting on it
         assert "backbone server" in str(waiting["error"])
         assert httpx.post(f"{base}/chat", json={"message": "hello"}, timeout=10).status_code == 503
 
