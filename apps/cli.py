@@ -455,6 +455,29 @@ def up(
     raise typer.Exit(launch.run(children, env, console().print))
 
 
+@app.command()
+@reports_errors
+def compare(
+    deployments: Annotated[str, typer.Option(help="Comma-separated subset of the four.")] = "shared,per-domain,frozen,classic",
+    profile: Annotated[str, typer.Option(help="smoke (tests) | quick (minutes) | full (the benchmark)")] = "quick",
+    seeds: Annotated[int, typer.Option(help="Training seeds 0..N-1 per deployment (1-20).")] = 1,
+    out: Annotated[Path, typer.Option(help="Reports folder; the run is written to OUT/<run-id>/.")] = Path("reports"),
+    train: Annotated[bool, typer.Option("--train/--no-train", help="Train missing backbones, or fail when one is missing.")] = True,
+    progress: Annotated[bool, typer.Option(help="Show training progress bars.")] = False,
+) -> None:
+    """The homogenization study: quality, cost, homogenization, error consistency, blast radius, CKA; a report folder out."""
+    from homogenization.compare import compare as run_compare
+    from homogenization.study import StudyConfig, parse_deployments
+    from shared_backbone.settings import BackboneSettings
+    from shared_backbone.tasks import parse_profile
+
+    chosen = parse_deployments(deployments)
+    config = StudyConfig(deployments=chosen, profile=parse_profile(profile).name, seeds=seeds, train_missing=train, progress=progress)
+    config = config.checked()  # bad input stops here, before any data or model is loaded
+    folder = run_compare(config, BackboneSettings(), out)
+    console().print(f"report written to {folder} (report.md, report.html, results.json, plots)")
+
+
 def main() -> None:
     app()
 
