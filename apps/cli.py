@@ -452,6 +452,8 @@ def up(
     procfile = launch.write_procfile(children, settings.artifacts_dir / "run" / f"Procfile.{config.name}")
     console().print(f"{config.name}: {len([c for c in children if c.name.startswith('backbone')])} backbone server(s); plan in {procfile}")
     env = launch.child_environment(deployment, chosen_profile, children, dict(os.environ))
+    if not os.environ.get("SPINE_ADMIN_API_KEY"):
+        console().print("admin routes use a key generated for this run; export SPINE_ADMIN_API_KEY first to call them yourself")
     raise typer.Exit(launch.run(children, env, console().print))
 
 

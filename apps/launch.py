@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import secrets
 import shlex
 import signal
 import sys
@@ -129,6 +130,10 @@ def child_environment(deployment: str, profile: str | None, children: list[Child
         if child.name in SERVICE_APPS:
             env[f"SPINE_UI_{child.name.upper()}_URL"] = child.url
     env["SPINE_UI_BACKBONE_URLS"] = json.dumps({c.name: c.url for c in children if c.name.startswith("backbone")})
+    # the UI acknowledges alerts and adds subscriptions through admin routes: without a key of the user's own,
+    # the processes of this run share a random one (passed in the environment, never written to the Procfile)
+    if not env.get("SPINE_ADMIN_API_KEY"):
+        env["SPINE_ADMIN_API_KEY"] = secrets.token_urlsafe(24)
     return env
 
 

@@ -7,7 +7,7 @@ service listens comes from ``SPINE_UI_*`` settings.
 from __future__ import annotations
 
 import streamlit as st
-from pydantic import Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from apps.ops import page as ops_page
@@ -28,6 +28,10 @@ class UISettings(BaseSettings):
     backbone_urls: dict[str, str] = Field(default_factory=dict, description="backbone servers by process name (JSON); `spine up` sets it")
     deployment: str = Field(default="shared", validation_alias="SPINE_DEPLOYMENT")
     timeout_s: float = 30.0
+    admin_api_key: SecretStr | None = Field(default=None, validation_alias=AliasChoices("admin_api_key", "SPINE_ADMIN_API_KEY"))
+
+    def admin_key(self) -> str | None:
+        return self.admin_api_key.get_secret_value() if self.admin_api_key else None
 
     def processes(self) -> dict[str, str]:
         return {**self.backbone_urls, "support": self.support_url, "recommender": self.recommender_url, "sentiment": self.sentiment_url}
@@ -44,8 +48,8 @@ def _recommender_api(url: str, timeout_s: float) -> RecommenderApi:
 
 
 @st.cache_resource
-def _sentiment_api(url: str, timeout_s: float) -> SentimentApi:
-    return SentimentApi(url, timeout_s=timeout_s)
+def _sentiment_api(url: str, timeout_s: float, admin_key: str | None) -> SentimentApi:
+    return SentimentApi(url, timeout_s=timeout_s, admin_key=admin_key)
 
 
 def main() -> None:
@@ -59,7 +63,7 @@ def main() -> None:
         recommender_page(_recommender_api(settings.recommender_url, settings.timeout_s))
 
     def alerts() -> None:
-        sentiment_page(_sentiment_api(settings.sentiment_url, settings.timeout_s))
+        sentiment_page(_sentiment_api(settings.sentiment_url, settings.timeout_s, settings.admin_key()))
 
     def ops() -> None:
         ops_page(settings.deployment, settings.processes(), timeout_s=min(settings.timeout_s, 5.0))

@@ -20,6 +20,7 @@ import asyncio
 import json
 import os
 import random
+import secrets
 import shutil
 import signal
 import subprocess
@@ -47,6 +48,8 @@ MIX = {"support": 5, "recommender": 3, "sentiment": 2}  # of every 10 requests
 TARGETS = {"rss_shared_over_per_domain": 0.45, "p95_chat_ms": 60.0}
 PORTS = {"support": 8301, "recommender": 8302, "sentiment": 8303}
 BACKBONE_PORT = 8310
+# the sentiment pushes are an admin route: the topology and the load share one key (the user's, or a random one)
+ADMIN_HEADERS = {"X-Admin-Key": os.environ.get("SPINE_ADMIN_API_KEY") or secrets.token_urlsafe(16)}
 
 
 @dataclass(frozen=True)
@@ -94,7 +97,7 @@ async def _send(http: httpx.AsyncClient, request: Request, results: dict[str, li
 async def open_loop(requests: list[Request], rate: float) -> tuple[dict[str, list[float]], list[str], float]:
     results: dict[str, list[float]] = defaultdict(list)
     errors: list[str] = []
-    async with httpx.AsyncClient(timeout=60) as http:
+    async with httpx.AsyncClient(timeout=60, headers=ADMIN_HEADERS) as http:
         start = time.perf_counter()
         tasks = []
         for n, request in enumerate(requests):
@@ -115,7 +118,7 @@ async def closed_loop(requests: list[Request], workers: int, seconds: float) -> 
         while time.perf_counter() < deadline and (request := next(queue, None)) is not None:
             await _send(http, request, results, errors)
 
-    async with httpx.AsyncClient(timeout=60) as http:
+    async with httpx.AsyncClient(timeout=60, headers=ADMIN_HEADERS) as http:
         start = time.perf_counter()
         await asyncio.gather(*(worker(http) for _ in range(workers)))
         elapsed = time.perf_counter() - start
@@ -144,7 +147,7 @@ def start_topology(deployment: str, profile: str, folder: Path, backend: str = "
     """``spine up`` on bench ports and bench databases; returns once every process is healthy."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "sentiment.db").unlink(missing_ok=True)  # pushes must be new documents, scored for real
-    env = {**os.environ, "SPINE_EMBEDDING_CACHE": "false", "HF_HUB_OFFLINE": "1"}
+    env = {**os.environ, "SPINE_EMBEDDING_CACHE": "false", "HF_HUB_OFFLINE": "1", "SPINE_ADMIN_API_KEY": ADMIN_HEADERS["X-Admin-Key"]}
     env["SPINE_SENTIMENT_DEMO_REPLAY"] = "false"  # only the offered load: the demo's scheduled replay would compete with it
     for service in SERVICE_APPS:
         env[f"SPINE_{service.upper()}_DATABASE_URL"] = f"sqlite:///{folder / f'{service}.db'}"

@@ -115,13 +115,22 @@ def _finite(values: Sequence[float]) -> list[float]:
     return [float(v) for v in values if v is not None and np.isfinite(v)]
 
 
-def over_seeds(values: Sequence[float]) -> dict[str, Any]:
-    """Mean and t interval over the seeds whose value is defined (an undefined value, e.g. no cold item, is left out)."""
+def over_seeds(values: Sequence[float], bounds: tuple[float, float] | None = None) -> dict[str, Any]:
+    """Mean and t interval over the seeds whose value is defined (an undefined value, e.g. no cold item, is left out).
+
+    ``bounds`` clips the interval to the metric's range (an accuracy's t interval can reach past 1 with few seeds).
+    """
     finite = _finite(values)
     if not finite:
         return {"mean": None, "low": None, "high": None, "n": 0, "interval": "undefined"}
     summary = mean_over_seeds(finite)
-    return {**summary, "interval": "t over seeds" if len(finite) > 1 else "none (one value)"}
+    interval = "t over seeds" if len(finite) > 1 else "none (one value)"
+    if bounds is not None and len(finite) > 1:
+        low, high = max(summary["low"], bounds[0]), min(summary["high"], bounds[1])
+        if (low, high) != (summary["low"], summary["high"]):
+            interval += f", clipped to [{bounds[0]:g}, {bounds[1]:g}]"
+        summary = {**summary, "low": low, "high": high}
+    return {**summary, "interval": interval}
 
 
 def quality(by_seed: Mapping[int, Mapping[str, Outcomes]], deployments: Sequence[str], resamples: int) -> dict[str, Any]:
@@ -134,7 +143,7 @@ def quality(by_seed: Mapping[int, Mapping[str, Outcomes]], deployments: Sequence
         for metric in QUALITY_METRICS:
             values = [p[metric] for p in per_seed]
             if len(seeds) > 1:
-                summary = over_seeds(values)
+                summary = over_seeds(values, bounds=(0.0, 1.0))  # every quality metric is a rate or a ranking score in [0, 1]
             else:
                 rows, statistic = item_statistics(by_seed[seeds[0]][deployment])[metric]
                 if len(rows) == 0:

@@ -45,7 +45,7 @@ class Manifest(BaseModel):
     profile: str
     seed: int
     sampling: str
-    hyperparameters: dict[str, float | int | None]
+    hyperparameters: dict[str, float | int | dict[str, int] | None]
     data_hashes: dict[str, str]
     fingerprint: str = Field(description="sha256 prefix of the encoder weights; part of every cache key")
     training_seconds: float

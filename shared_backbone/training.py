@@ -185,7 +185,8 @@ def fine_tune(
     for task in tasks:
         if TASKS[task].kind == "classification":
             split = data.classification[task]
-            train_sets[task] = Dataset.from_dict({"text": [r.text for r in split.train], "label": [r.label for r in split.train]})
+            records = split.train * profile.passes(task)
+            train_sets[task] = Dataset.from_dict({"text": [r.text for r in records], "label": [r.label for r in records]})
             losses[task] = _classification_loss(model, len(split.labels))
         elif data.recommendation is not None and data.recommendation.pairs:
             anchors, positives = zip(*data.recommendation.pairs, strict=True)
@@ -328,7 +329,7 @@ def train_encoder(
             profile=profile.name,
             seed=seed,
             sampling=sampling,
-            hyperparameters={k: v for k, v in asdict(profile).items() if k != "name"},
+            hyperparameters={k: dict(v) if k == "task_passes" else v for k, v in asdict(profile).items() if k != "name"},
             data_hashes={name: h for name, h in data.data_hashes.items() if any(name in DATA_FILES[t] for t in tasks)},
             fingerprint=fingerprint,
             training_seconds=round(training_seconds, 2),

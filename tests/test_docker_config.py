@@ -499,8 +499,10 @@ def check_secrets(raw: Doc, deployment: str) -> list[str]:
             password = _split_userinfo_password(value)
             if password is not None and not REQUIRED_REFERENCE.fullmatch(password):
                 problems.append(f"{name}: {key} has a literal or defaulted password in its URL")
-        if role_of(_interpolate_tree(service, TEST_ENV)) in APP_SERVICES and "SPINE_ADMIN_API_KEY" not in environment_of(service):
-            problems.append(f"{name}: no SPINE_ADMIN_API_KEY (its admin routes would answer 503)")
+        if role_of(_interpolate_tree(service, TEST_ENV)) in (*APP_SERVICES, "ui") and "SPINE_ADMIN_API_KEY" not in environment_of(service):
+            problems.append(
+                f"{name}: no SPINE_ADMIN_API_KEY (admin routes would answer 503; the UI acknowledges and subscribes through them)"
+            )
     return problems
 
 

@@ -382,3 +382,16 @@ def test_mean_over_seeds_by_hand() -> None:
         mean_over_seeds([])
     with pytest.raises(ValueError, match="finite"):
         mean_over_seeds([1.0, float("nan")])
+
+
+def test_quality_intervals_stay_within_the_metric_range() -> None:
+    from homogenization.analysis import over_seeds
+
+    # mean 0.98, s = 0.04 / sqrt(2) = 0.028284, n 2: t(0.975, 1) = 12.7062 -> half width 12.7062 * 0.028284 / sqrt(2) = 0.25412
+    clipped = over_seeds([0.96, 1.0], bounds=(0.0, 1.0))
+    assert clipped["high"] == 1.0 and clipped["low"] == pytest.approx(0.98 - 0.25412, abs=1e-4)
+    assert "clipped to [0, 1]" in clipped["interval"]
+    free = over_seeds([0.96, 1.0])
+    assert free["high"] == pytest.approx(0.98 + 0.25412, abs=1e-4) and "clipped" not in free["interval"]
+    inside = over_seeds([0.5, 0.52], bounds=(0.0, 1.0))
+    assert inside["interval"] == "t over seeds" and 0.0 < inside["low"] < inside["high"] < 1.0

@@ -23,6 +23,9 @@ from shared_backbone.client import load_deployment
 from shared_backbone.errors import ConfigError
 from shared_backbone.settings import BackboneSettings
 
+ADMIN_KEY = "launch-s3cret"
+ADMIN = {"X-Admin-Key": ADMIN_KEY}
+
 
 def free_port() -> int:
     with socket.socket() as probe:
@@ -74,6 +77,11 @@ def test_plan_gives_each_artifact_one_server_and_points_each_service_at_its_own(
     env = launch.child_environment("shared", "smoke", children, {"SPINE_BACKBONE_URL": "http://elsewhere", "KEEP": "1"})
     assert env["SPINE_UI_SUPPORT_URL"] == "http://127.0.0.1:9101" and env["SPINE_PROFILE"] == "smoke" and env["KEEP"] == "1"
     assert "SPINE_BACKBONE_URL" not in env and json.loads(env["SPINE_UI_BACKBONE_URLS"]) == {"backbone": "http://127.0.0.1:9200"}
+    # no key of the user's own: the run's processes share a random one; a user's key is kept as it is
+    generated = env["SPINE_ADMIN_API_KEY"]
+    assert len(generated) >= 32 and generated != launch.child_environment("shared", "smoke", children, {})["SPINE_ADMIN_API_KEY"]
+    assert launch.child_environment("shared", None, children, {"SPINE_ADMIN_API_KEY": "mine"})["SPINE_ADMIN_API_KEY"] == "mine"
+    assert generated not in launch.write_procfile(children, tmp_path / "Procfile.shared").read_text()
 
     children = launch.plan(per_domain, "quick", "127.0.0.1", {}, None)
     servers = {c.name: c for c in children if c.name.startswith("backbone")}
@@ -94,6 +102,7 @@ def bring_up(deployment: str, artifacts: Path, movies: Path) -> tuple[subprocess
     """`spine up` as a user runs it, on free ports; returns once it says it is running (or exits)."""
     ports = {"support": free_port(), "recommender": free_port(), "sentiment": free_port(), "backbone": free_ports_in_a_row(3)}
     env = {**os.environ, "SPINE_ARTIFACTS_DIR": str(artifacts), "HF_HUB_OFFLINE": "1", "SPINE_RECOMMENDER_SEED_DIR": str(movies)}
+    env["SPINE_ADMIN_API_KEY"] = ADMIN_KEY
     spine = Path(sys.executable).with_name("spine")
     argv = [str(spine), "up", "--deployment", deployment, "--profile", "smoke", "--no-ui", "--no-train-missing"]
     argv += ["--support-port", str(ports["support"]), "--recommender-port", str(ports["recommender"])]
@@ -114,7 +123,7 @@ def use_every_service(ports: dict[str, int], lines: list[str]) -> None:
     assert reply.status_code == 200 and reply.json()["action"] in {"answer", "clarify", "handoff"}
     listing = httpx.get(f"{films}/users/1/recommendations", params={"k": 3}, timeout=30)
     assert listing.status_code == 200 and len(listing.json()["items"]) == 3
-    pushed = httpx.post(f"{news}/documents", json={"documents": [{"text": "$TSLA shares plunge"}]}, timeout=30)
+    pushed = httpx.post(f"{news}/documents", json={"documents": [{"text": "$TSLA shares plunge"}]}, headers=ADMIN, timeout=30)
     assert pushed.status_code == 200 and pushed.json()["stored"] == 1
 
 

@@ -43,6 +43,7 @@ def ray_topology(trained_shared: BackboneSettings, tmp_path_factory: pytest.Temp
         "SPINE_EMBEDDING_CACHE": "false",
         "SPINE_SENTIMENT_DEMO_REPLAY": "false",
         "HF_HUB_OFFLINE": "1",
+        "SPINE_ADMIN_API_KEY": "ray-s3cret",
     }
     env["SPINE_RECOMMENDER_SEED_DIR"] = str(movies)
     previous = {k: os.environ.get(k) for k in env}
@@ -71,7 +72,12 @@ def test_each_service_answers_through_ray_serve(ray_topology: dict[str, str]) ->
     assert reply.status_code == 200 and reply.json()["action"] in {"answer", "clarify", "handoff"}
     wish = httpx.post(f"{films}/recommendations/query", json={"text": "a funny space adventure", "k": 3}, timeout=60)
     assert wish.status_code == 200 and len(wish.json()["items"]) == 3
-    pushed = httpx.post(f"{news}/documents", json={"documents": [{"text": "$TSLA shares plunge after the recall"}]}, timeout=60)
+    pushed = httpx.post(
+        f"{news}/documents",
+        json={"documents": [{"text": "$TSLA shares plunge after the recall"}]},
+        headers={"X-Admin-Key": "ray-s3cret"},
+        timeout=60,
+    )
     assert pushed.status_code == 200 and pushed.json()["stored"] == 1
     health = httpx.get(f"{news}/health", timeout=30).json()
     assert health["backbone"] == "shared-smoke", health

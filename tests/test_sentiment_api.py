@@ -39,7 +39,7 @@ def test_push_then_filter_documents(api: TestClient) -> None:
         {"text": "oil SOARS on supply cut"},
         {"text": "y" * 300},
     ]
-    report = api.post("/documents", json={"documents": docs}).json()
+    report = api.post("/documents", json={"documents": docs}, headers=ADMIN).json()
     assert (report["stored"], report["duplicates"], report["rejected"]) == (2, 1, 1) and report["reasons"] == {"oversized": 1}
     tesla = api.get("/documents", params={"ticker": "$tsla"}).json()
     assert len(tesla) == 1 and tesla[0]["sentiment"] == "bearish" and tesla[0]["topic"] == "Earnings" and tesla[0]["tickers"] == ["TSLA"]
@@ -59,18 +59,20 @@ def test_trends_alerts_and_acknowledgement_after_a_replay(api: TestClient) -> No
     trend = api.get("/trends", params={"topic": "Earnings", "windows": 24}).json()
     points = trend["series"]["topic:Earnings"]
     assert trend["window_minutes"] == 60 and max(p["share_negative"] for p in points) > 0.5
-    acked = api.post(f"/alerts/{feed[0]['id']}/ack").json()
-    again = api.post(f"/alerts/{feed[0]['id']}/ack").json()
+    acked = api.post(f"/alerts/{feed[0]['id']}/ack", headers=ADMIN).json()
+    again = api.post(f"/alerts/{feed[0]['id']}/ack", headers=ADMIN).json()
     assert acked["acknowledged_at"] is not None and again["acknowledged_at"] == acked["acknowledged_at"]
     assert api.get("/alerts", params={"acknowledged": False}).json() == []
-    assert api.post("/alerts/999/ack").status_code == 404
+    assert api.post("/alerts/999/ack", headers=ADMIN).status_code == 404
     listed = api.get("/sources", headers=ADMIN).json()
     assert {s["name"] for s in listed} == {"push", "replay"} and listed[1]["counts"]["stored"] == 24 * 60 + 30
     assert api.get("/health").json()["open_alerts"] == 0
 
 
 def test_subscriptions(api: TestClient) -> None:
-    made = api.post("/subscriptions", json={"name": "desk", "topics": ["Earnings"], "tickers": ["$tsla"], "email": "ana@example.com"})
+    made = api.post(
+        "/subscriptions", json={"name": "desk", "topics": ["Earnings"], "tickers": ["$tsla"], "email": "ana@example.com"}, headers=ADMIN
+    )
     assert made.status_code == 201 and made.json()["tickers"] == ["TSLA"]
     assert [s["name"] for s in api.get("/subscriptions").json()] == ["desk"]
 
@@ -115,7 +117,9 @@ def test_ui_page_charts_trends_lists_alerts_and_acknowledges(api: TestClient) ->
     api.post("/sources", json={"name": "replay", "kind": "replay", "config": replay_config(), "interval_s": 0}, headers=ADMIN)
     while api.post("/sources/replay/run", headers=ADMIN).json()["fetched"]:
         pass
-    app = AppTest.from_function(_sentiment_page, args=(SentimentApi("http://testserver", http=api),), default_timeout=30)
+    app = AppTest.from_function(
+        _sentiment_page, args=(SentimentApi("http://testserver", admin_key="s3cret", http=api),), default_timeout=30
+    )
     app.run()
     assert not app.exception
     assert app.get("line_chart") or app.get("vega_lite_chart") or app.get("arrow_vega_lite_chart")  # a chart, not a table
@@ -168,7 +172,7 @@ def test_out_of_range_input_is_a_4xx_not_a_500(api: TestClient, method: str, pat
 
 
 def test_webhook_urls_are_not_listed_in_full(api: TestClient) -> None:
-    api.post("/subscriptions", json={"name": "slack", "webhook_url": "https://hooks.example.com/services/T000/B000/secret"})
+    api.post("/subscriptions", json={"name": "slack", "webhook_url": "https://hooks.example.com/services/T000/B000/secret"}, headers=ADMIN)
     listed = api.get("/subscriptions").json()[0]
     assert listed["webhook"] == "https://hooks.example.com/..." and "secret" not in str(listed)
 
@@ -186,3 +190,36 @@ def test_an_unusable_database_leaves_the_service_up_and_unavailable(tmp_path: Pa
         health = api.get("/health")
         assert health.status_code == 503 and "database unavailable" in health.json()["error"]
         assert api.get("/alerts").status_code == 503
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/documents", {"documents": [{"text": "$TSLA shares plunge"}]}),
+        ("/subscriptions", {"name": "desk"}),
+        ("/alerts/1/ack", None),
+    ],
+)
+def test_write_routes_need_the_admin_key(api: TestClient, path: str, body: dict | None) -> None:
+    for headers in ({}, {"X-Admin-Key": "wrong"}):
+        response = api.post(path, json=body, headers=headers)
+        assert response.status_code == 403 and "X-Admin-Key" in response.json()["detail"]
+    assert api.get("/documents").json() == [] and api.get("/subscriptions").json() == []  # nothing was written
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:9000/hook",
+        "http://localhost/hook",
+        "http://10.1.2.3/hook",
+        "http://169.254.169.254/latest/meta-data",
+        "http://[::1]/hook",
+        "http://[::ffff:192.168.0.1]/hook",
+        "http://0.0.0.0/hook",
+    ],
+)
+def test_webhooks_to_private_addresses_are_refused(api: TestClient, url: str) -> None:
+    response = api.post("/subscriptions", json={"name": "internal", "webhook_url": url}, headers=ADMIN)
+    assert response.status_code == 422 and "public addresses only" in response.json()["detail"]
+    assert api.get("/subscriptions").json() == []

@@ -55,6 +55,7 @@ def settings(tmp_path: Path) -> SentimentSettings:
         demo_replay=False,
         retry_base_s=0.05,
         webhook_timeout_s=0.5,
+        allow_private_webhooks=True,  # the test's receiver listens on loopback
     )
 
 
@@ -216,6 +217,30 @@ def test_deliveries_retry_a_failing_webhook_and_a_hung_one_does_not_block_email(
     finally:
         server.shutdown()
         smtp.stop()
+
+
+def test_a_webhook_to_a_private_address_fails_at_once_and_reaches_nothing(monitor: Monitor) -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    _Hook.received.clear()
+    try:
+        monitor.deliverer.config = monitor.deliverer.config.__class__(
+            **{**monitor.deliverer.config.__dict__, "allow_private_webhooks": False}
+        )
+        with monitor.database.session() as db:
+            hook = f"http://127.0.0.1:{server.server_address[1]}/internal"
+            db.add(Subscription(name="inside", topics=["Earnings"], tickers=[], webhook_url=hook))
+        monitor.add_source("replay", "replay", replay_config(), interval_s=0)
+        drain(monitor, "replay")
+        assert monitor.deliverer.send_due() == {"sent": 0, "retry": 0, "failed": 1}
+        with monitor.database.session() as db:
+            webhook = db.scalars(select(Delivery).where(Delivery.channel == "webhook")).one()
+            assert webhook.attempts == 1 and "public addresses only" in (webhook.last_error or "")
+            assert "/internal" not in (webhook.last_error or "")  # the URL is a credential: host only
+            assert db.scalars(select(Delivery).where(Delivery.channel == "in_app")).one().status == "sent"
+        assert _Hook.received == []
+    finally:
+        server.shutdown()
 
 
 def test_the_demo_replay_ends_now_and_bursts_on_the_topic_its_bearish_news_falls_under(settings: SentimentSettings) -> None:

@@ -175,9 +175,9 @@ def test_sentiment_alerts_are_raised_once_queued_for_subscribers_and_acknowledge
         "email": "ana@example.com",
         "webhook_url": "https://hooks.example/T0/x",
     }
-    made = api.post("/subscriptions", json=desk)
+    made = api.post("/subscriptions", json=desk, headers=ADMIN)
     assert made.status_code == 201 and made.json()["tickers"] == ["TSLA"] and made.json()["webhook"] == "https://hooks.example/..."
-    api.post("/subscriptions", json={"name": "oil", "topics": ["Energy | Oil"]})
+    api.post("/subscriptions", json={"name": "oil", "topics": ["Energy | Oil"]}, headers=ADMIN)
     listed = api.get("/subscriptions").json()
     assert [(s["name"], s["topics"], s["tickers"], s["email"]) for s in listed] == [
         ("desk", ["Earnings"], ["TSLA"], "ana@example.com"),
@@ -210,8 +210,8 @@ def test_sentiment_alerts_are_raised_once_queued_for_subscribers_and_acknowledge
         values = {"volume": 40, "share_negative": 0.8, "baseline_share": 0.1, "z": 9.0, "severity": "high"}
         db.add(Alert(dedupe_key=again.dedupe_key, key="topic:Earnings", window_start=start, window_end=start, **values))
 
-    acked = api.post(f"/alerts/{alert['id']}/ack").json()
-    twice = api.post(f"/alerts/{alert['id']}/ack").json()
+    acked = api.post(f"/alerts/{alert['id']}/ack", headers=ADMIN).json()
+    twice = api.post(f"/alerts/{alert['id']}/ack", headers=ADMIN).json()
     assert acked["acknowledged_at"] is not None and twice["acknowledged_at"] == acked["acknowledged_at"]
     assert near_now(acked["acknowledged_at"])
     assert [a["key"] for a in api.get("/alerts", params={"acknowledged": False}).json()] == ["topic:Markets"]
@@ -220,9 +220,9 @@ def test_sentiment_alerts_are_raised_once_queued_for_subscribers_and_acknowledge
 
 def test_sentiment_refuses_a_name_too_wide_for_its_column_once_normalised(sentiment_api: TestClient, database_url: str) -> None:
     """One U+FDFA is 18 characters after NFKC: 100 of them fit the request but not the column (PostgreSQL checks)."""
-    response = sentiment_api.post("/subscriptions", json={"name": "\ufdfa" * 100})
+    response = sentiment_api.post("/subscriptions", json={"name": "\ufdfa" * 100}, headers=ADMIN)
     assert response.status_code == 422 and "longer than 100 characters" in response.json()["detail"]
-    assert sentiment_api.post("/subscriptions", json={"name": "\ufdfa" * 5}).status_code == 201
+    assert sentiment_api.post("/subscriptions", json={"name": "\ufdfa" * 5}, headers=ADMIN).status_code == 201
     assert count(database_url, Subscription) == 1
 
 

@@ -98,3 +98,24 @@ def test_recommendation_data_holds_out_unseen_likes() -> None:
 def test_manifest_is_plain_json(trained_shared: BackboneSettings) -> None:
     raw = json.loads((trained_shared.backbones_dir / "shared-smoke" / "manifest.json").read_text())
     assert raw["format_version"] == 1 and np.isfinite(raw["training_seconds"])
+
+
+def test_task_passes_repeat_one_task_in_the_mix_and_are_recorded(tiny_settings: BackboneSettings, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sentence_transformers
+
+    sizes: dict[str, int] = {}
+
+    class Recorder:
+        def __init__(self, *, model, args, train_dataset, loss) -> None:
+            sizes.update({task: len(rows) for task, rows in train_dataset.items()})
+
+        def train(self) -> None:
+            pass
+
+    monkeypatch.setattr(sentence_transformers, "SentenceTransformerTrainer", Recorder)
+    profile = replace(PROFILES["smoke"], task_passes=(("sentiment", 3),))
+    data = training.prepare_data(("intent", "sentiment"), profile, 0, tiny_settings.data_dir)
+    model = training.load_sentence_transformer(tiny_settings.base_model)
+    training.fine_tune(model, data, ("intent", "sentiment"), profile, 0, "proportional", progress=False)
+    assert sizes == {"intent": len(data.classification["intent"].train), "sentiment": 3 * len(data.classification["sentiment"].train)}
+    assert profile.passes("sentiment") == 3 and profile.passes("topic") == 1

@@ -16,8 +16,10 @@ class ServiceError(Exception):
 
 
 class ServiceApi:
-    def __init__(self, base_url: str, *, timeout_s: float = 30.0, http: httpx.Client | None = None) -> None:
+    def __init__(self, base_url: str, *, timeout_s: float = 30.0, admin_key: str | None = None, http: httpx.Client | None = None) -> None:
         self.base_url = base_url.rstrip("/")
+        # the key stays in this (server-side) process: Streamlit sends the browser pages, never this client's headers
+        self._headers = {"X-Admin-Key": admin_key} if admin_key else {}
         self._http = http or httpx.Client(base_url=self.base_url, timeout=timeout_s)
 
     def link(self, path: str) -> str:
@@ -26,7 +28,7 @@ class ServiceApi:
 
     def call(self, method: str, path: str, **kwargs: Any) -> Any:
         try:
-            response = self._http.request(method, path, **kwargs)
+            response = self._http.request(method, path, headers=self._headers, **kwargs)
         except httpx.HTTPError as exc:
             raise ServiceError(f"the service at {self.base_url} is not reachable ({type(exc).__name__}); is it running?") from None
         try:

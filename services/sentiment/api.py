@@ -11,6 +11,7 @@ from fastapi import Path as PathParam
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, EmailStr, Field, field_validator
 from sqlalchemy import select
 
+from services.common.outbound import ForbiddenTarget, check_target
 from services.common.security import require_admin
 from services.sentiment.alerts import describe
 from services.sentiment.documents import RawDocument, utc
@@ -114,8 +115,8 @@ def _document(d: Document) -> dict[str, Any]:
 
 
 @documents_router.post("/documents")
-def push(body: PushRequest, monitor: MonitorDep) -> dict[str, Any]:
-    """HTTP push: score and store a batch at once (duplicates by content are counted, not stored twice)."""
+def push(body: PushRequest, monitor: MonitorDep, _: AdminDep) -> dict[str, Any]:
+    """HTTP push: score and store a batch at once (duplicates by content are counted, not stored twice); a feed, so admin only."""
     raws = [RawDocument("push", d.text, d.title, d.url, d.published_at, d.id) for d in body.documents]
     return monitor.push(raws)
 
@@ -203,8 +204,15 @@ def subscriptions(monitor: MonitorDep) -> list[dict[str, Any]]:
 
 
 @alerts_router.post("/subscriptions", status_code=status.HTTP_201_CREATED)
-def subscribe(body: NewSubscription, monitor: MonitorDep) -> dict[str, Any]:
+def subscribe(body: NewSubscription, monitor: MonitorDep, _: AdminDep) -> dict[str, Any]:
     """Topics and tickers to watch (none: everything), and where to send alerts besides the app."""
+    if body.webhook_url:
+        try:
+            check_target(str(body.webhook_url), allow_private=monitor.settings.allow_private_webhooks)
+        except ForbiddenTarget as exc:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"webhook_url: {exc}") from None
+        except OSError:
+            pass  # the name does not resolve from here (yet): every delivery checks the target again
     labels = monitor.topic_labels()
     unknown = [t for t in body.topics if t not in labels]
     if unknown:
@@ -238,7 +246,7 @@ def alerts(monitor: MonitorDep, acknowledged: bool | None = None, limit: Annotat
 
 
 @alerts_router.post("/alerts/{alert_id}/ack")
-def acknowledge(alert_id: Annotated[int, PathParam(ge=1, le=2**31 - 1)], monitor: MonitorDep) -> dict[str, Any]:
+def acknowledge(alert_id: Annotated[int, PathParam(ge=1, le=2**31 - 1)], monitor: MonitorDep, _: AdminDep) -> dict[str, Any]:
     """Mark an alert seen; acknowledging twice keeps the first time."""
     with monitor.database.session() as db:
         alert = db.get(Alert, alert_id)

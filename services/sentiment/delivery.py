@@ -20,6 +20,7 @@ import httpx
 from sqlalchemy import select
 
 from services.common.db import Database
+from services.common.outbound import ForbiddenTarget, check_target
 from services.sentiment.alerts import describe
 from services.sentiment.documents import utc
 from services.sentiment.store import Alert, Delivery, Subscription
@@ -38,6 +39,7 @@ class DeliveryConfig:
     smtp_user: str | None = None
     smtp_password: str | None = field(default=None, repr=False)
     smtp_starttls: bool = False
+    allow_private_webhooks: bool = False
 
 
 def summary(alert: Alert) -> str:
@@ -65,6 +67,8 @@ class Deliverer:
         self.senders: dict[str, Callable[[Alert, Subscription], None]] = {"webhook": self._webhook, "email": self._email}
 
     def _webhook(self, alert: Alert, subscription: Subscription) -> None:
+        # checked at every attempt, not only when subscribing: the name may resolve elsewhere by now
+        check_target(subscription.webhook_url or "", allow_private=self.config.allow_private_webhooks)
         response = self.http.post(subscription.webhook_url or "", json=payload(alert), timeout=self.config.webhook_timeout_s)
         response.raise_for_status()
 
@@ -113,7 +117,7 @@ class Deliverer:
                     hidden = urlsplit(subscription.webhook_url)
                     message = message.replace(subscription.webhook_url, f"{hidden.scheme}://{hidden.netloc}/...")
                 delivery.last_error = message[:500]
-                if delivery.attempts >= self.config.attempts or isinstance(exc, LookupError):
+                if delivery.attempts >= self.config.attempts or isinstance(exc, LookupError | ForbiddenTarget):
                     delivery.status = "failed"
                     log.warning("delivery %d (%s) failed for good: %s", delivery.id, delivery.channel, delivery.last_error)
                     return "failed"

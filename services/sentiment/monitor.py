@@ -106,6 +106,7 @@ class Monitor:
                 settings.smtp_user,
                 settings.smtp_password.get_secret_value() if settings.smtp_password else None,
                 settings.smtp_starttls,
+                settings.allow_private_webhooks,
             ),
         )
         self.scheduler: BackgroundScheduler | None = None

@@ -38,6 +38,9 @@ class SentimentSettings(ServiceSettings):
     delivery_attempts: int = Field(default=5, ge=1, le=20)
     retry_base_s: float = Field(default=30.0, gt=0, description="first retry after this, doubling each time")
     webhook_timeout_s: float = Field(default=5.0, gt=0, le=60)
+    allow_private_webhooks: bool = Field(
+        default=False, description="let webhooks reach loopback and private addresses (a receiver inside your own network)"
+    )
     smtp_host: str = "localhost"
     smtp_port: int = Field(default=25, ge=1, le=65535)
     smtp_sender: str = "spine-alerts@localhost"
