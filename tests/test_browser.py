@@ -116,9 +116,9 @@ def test_a_person_chats_with_the_support_bot(app_url: dict[str, str], browser_pa
     box = page.get_by_test_id("stChatInputTextArea")
     box.fill("My card still has not arrived, what should I do?")
     box.press("Enter")
-    # the bot's turn: its reply, and the intent it understood (the UI shows it under every answer)
+    # the bot's turn: an answer shows the intent it understood; an unsure bot hands over to a person instead
     expect(page.get_by_test_id("stChatMessage")).to_have_count(2)
-    expect(page.get_by_test_id("stChatMessage").nth(1)).to_contain_text(re.compile(r"intent\s*[a-z_]+"))
+    expect(page.get_by_test_id("stChatMessage").nth(1)).to_contain_text(re.compile(r"intent\s*[a-z_]+|Handed to a person: ticket #\d+"))
     assert "Traceback" not in page.content()
 
 
