@@ -539,7 +539,7 @@ class Study:
         if classic is not None:
             ease_size = len(first.catalogue.data.catalogue)
             ease = first.catalogue.ease
-            ease_parameters = int(ease.weights.size) if ease is not None else ease_size * ease_size
+            ease_parameters = ease.parameters if ease is not None else ease_size * ease_size
             out["by_deployment"]["classic"] = {
                 "backbones": 0,
                 "parameters": 0,
@@ -551,7 +551,7 @@ class Study:
                         f"tfidf_{t}": {"parameters": m.parameter_count(), "bytes": m.nbytes(), "vocabulary": m.vocabulary_size()}
                         for t, m in classic.models.items()
                     },
-                    "ease": {"parameters": ease_parameters, "bytes": int(ease.weights.nbytes) if ease is not None else None},
+                    "ease": {"parameters": ease_parameters, "bytes": ease.nbytes if ease is not None else None},
                 },
                 "note": "no backbone; model parameters are in-memory arrays (TF-IDF logistic regressions and the EASE item-item matrix)",
             }

@@ -5,7 +5,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from services.recommender.collaborative import EASE, CollaborativeModel, InteractionMatrix, ItemKNN, Popularity, text_neighbour_rows
+from services.recommender.collaborative import (
+    EASE,
+    CollaborativeModel,
+    InteractionMatrix,
+    ItemKNN,
+    Popularity,
+    keep_strongest,
+    text_neighbour_rows,
+)
 
 # two taste groups: users 1-3 like items 10/11/12, users 4-5 like 20/21; item 30 nobody likes
 LIKES = [(1, 10), (1, 11), (2, 10), (2, 11), (2, 12), (3, 11), (3, 12), (4, 20), (4, 21), (5, 20), (5, 20)]
@@ -78,3 +86,35 @@ def test_collaborative_model_covers_items_with_enough_likes_and_scores_a_grown_c
     assert not CollaborativeModel().load(tmp_path / "missing.npz")
     with pytest.raises(ValueError, match="min_item_likes"):
         CollaborativeModel(min_item_likes=0)
+
+
+def test_keep_strongest_keeps_each_rows_largest_magnitudes_in_any_chunking() -> None:
+    weights = np.array([[0.0, 0.5, -0.9, 0.1], [0.2, 0.0, 0.3, -0.25], [0.0, 0.0, 0.0, 0.0]], dtype=np.float32)
+    for chunk in (1, 2, 512):
+        pruned = keep_strongest(weights, keep=2, chunk=chunk)
+        expected = np.array([[0, 0.5, -0.9, 0], [0, 0, 0.3, -0.25], [0, 0, 0, 0]], dtype=np.float32)
+        assert np.array_equal(pruned.toarray(), expected)
+        assert pruned.nnz == 4  # the all-zero row stores nothing
+    assert np.array_equal(keep_strongest(weights, keep=4).toarray(), weights)  # keeping every column changes nothing
+
+
+def test_a_pruned_model_scores_like_the_dense_one_on_its_strongest_links_and_round_trips(tmp_path: Path) -> None:
+    interactions = InteractionMatrix.build(LIKES, ITEMS)
+    dense = CollaborativeModel(l2=1.0).fit(interactions)
+    pruned = CollaborativeModel(l2=1.0, keep=2).fit(interactions)
+    assert pruned.parameters <= 2 * len(pruned.columns) < dense.parameters and pruned.nbytes < dense.nbytes
+    for liked in range(5):  # each item still lifts its two strongest partners by the same amount
+        full, kept = dense.scores([liked], 6), pruned.scores([liked], 6)
+        strongest = np.argsort(-np.abs(full))[:2]
+        assert kept[strongest] == pytest.approx(full[strongest]) and np.count_nonzero(kept) <= 2
+        assert pruned.weight(liked, int(strongest[0])) == pytest.approx(float(full[strongest[0]]))
+    pruned.save(tmp_path / "pruned.npz")
+    loaded = CollaborativeModel(keep=2)
+    assert loaded.load(tmp_path / "pruned.npz") and np.array_equal(loaded.scores([0, 3], 6), pruned.scores([0, 3], 6))
+    with np.load(tmp_path / "pruned.npz") as saved:  # a damaged file (an index past the end) is refitted, never served
+        arrays = dict(saved)
+    arrays["indices"] = arrays["indices"] + 100
+    np.savez(tmp_path / "damaged.npz", **arrays)
+    assert not CollaborativeModel(keep=2).load(tmp_path / "damaged.npz")
+    with pytest.raises(ValueError, match="keep"):
+        CollaborativeModel(keep=-1)

@@ -117,7 +117,7 @@ class Recommender:
 
     def _new_model(self) -> CollaborativeModel:
         s = self.settings
-        return CollaborativeModel(s.ease_l2, s.text_neighbours, s.text_neighbour_weight, s.min_item_likes)
+        return CollaborativeModel(s.ease_l2, s.text_neighbours, s.text_neighbour_weight, s.min_item_likes, s.ease_keep)
 
     @property
     def client(self) -> BackboneClient:
@@ -202,7 +202,7 @@ class Recommender:
     def _model_digest(self, state: Catalogue, pairs: list[tuple[int, int]]) -> str:
         """What the fitted weights depend on: settings, the catalogue (its text, through the neighbours), every like."""
         s = self.settings
-        digest = hashlib.sha256(f"{s.ease_l2}|{s.text_neighbours}|{s.text_neighbour_weight}|{s.min_item_likes}|".encode())
+        digest = hashlib.sha256(f"{s.ease_l2}|{s.text_neighbours}|{s.text_neighbour_weight}|{s.min_item_likes}|{s.ease_keep}|".encode())
         if s.text_neighbours:
             digest.update(
                 f"{self.backbone_id}|{content_key(state.ids.tolist(), [state.item_at(c).text for c in range(len(state.ids))])}".encode()

@@ -141,7 +141,7 @@ def evaluate(
     }
     if item_vectors is not None:
         service_model = CollaborativeModel(
-            settings.ease_l2, settings.text_neighbours, settings.text_neighbour_weight, settings.min_item_likes
+            settings.ease_l2, settings.text_neighbours, settings.text_neighbour_weight, settings.min_item_likes, settings.ease_keep
         ).fit(interactions, item_vectors)
         models["content"] = content_scorer(item_vectors, settings.half_life_days)
         models["ease+text-neighbours"] = model_scorer(service_model, size)
@@ -152,7 +152,16 @@ def evaluate(
         "catalogue": size,
         "cold_items": len(cold),
         "settings": settings.model_dump(
-            include={"ease_l2", "text_neighbours", "text_neighbour_weight", "min_item_likes", "text_weight", "candidates", "half_life_days"}
+            include={
+                "ease_l2",
+                "text_neighbours",
+                "text_neighbour_weight",
+                "min_item_likes",
+                "ease_keep",
+                "text_weight",
+                "candidates",
+                "half_life_days",
+            }
         ),
         "models": {},
     }

@@ -33,4 +33,7 @@ class RecommenderSettings(ServiceSettings):
     text_neighbours: int = Field(default=20, ge=0, le=100, description="text neighbours joined into the collaborative model; 0: plain EASE")
     text_neighbour_weight: float = Field(default=1.0, ge=0.0, le=100.0)
     min_item_likes: int = Field(default=1, ge=1, description="items with fewer likes are left to the text model")
+    ease_keep: int = Field(
+        default=0, ge=0, le=100_000, description="strongest item-item weights kept per item (sparse); 0: the dense matrix"
+    )
     hnsw_above: int = Field(default=50_000, ge=1, description="catalogue size above which the index is HNSW instead of exact")

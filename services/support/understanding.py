@@ -15,7 +15,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from sklearn.metrics import roc_auc_score, roc_curve
 
 from shared_backbone.client import BackboneClient
 from shared_backbone.data import load_banking77, load_clinc_out_of_scope
@@ -62,6 +61,8 @@ class OutOfScopeCalibration:
 
 def choose_threshold(in_scope: np.ndarray, out_of_scope: np.ndarray) -> tuple[float, float, float, float]:
     """Threshold, AUROC, share of in-scope kept and of out-of-scope caught, at Youden's J."""
+    from sklearn.metrics import roc_auc_score, roc_curve  # here: a running bot reads its cached threshold, and sklearn costs ~100 MB
+
     labels = np.r_[np.zeros(len(in_scope)), np.ones(len(out_of_scope))]
     scores = np.r_[in_scope, out_of_scope]
     fpr, tpr, thresholds = roc_curve(labels, scores)
