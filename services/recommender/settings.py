@@ -26,11 +26,11 @@ class RecommenderSettings(ServiceSettings):
     half_life_days: float | None = Field(
         default=365.0, gt=0, description="recency half-life of a profile; None: every like counts the same"
     )
-    text_weight: float = Field(default=0.1, ge=0.0, le=1.0, description="weight of the text profile against the collaborative score")
+    text_weight: float = Field(default=0.3, ge=0.0, le=1.0, description="weight of the text profile against the collaborative score")
     candidates: int = Field(default=200, ge=10, le=5000, description="candidates drawn from each source before blending")
     diversity: float = Field(default=0.1, ge=0.0, le=1.0, description="MMR trade-off: 0 relevance only, 1 novelty only")
     ease_l2: float = Field(default=100.0, gt=0)
-    text_neighbours: int = Field(default=20, ge=0, le=100, description="text neighbours joined into the collaborative model; 0: plain EASE")
+    text_neighbours: int = Field(default=10, ge=0, le=100, description="text neighbours joined into the collaborative model; 0: plain EASE")
     text_neighbour_weight: float = Field(default=1.0, ge=0.0, le=100.0)
     min_item_likes: int = Field(default=1, ge=1, description="items with fewer likes are left to the text model")
     ease_keep: int = Field(
