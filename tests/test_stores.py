@@ -134,6 +134,19 @@ def test_sentiment_stores_each_story_once_with_its_tickers_and_times(monitor: Mo
         assert push is not None and push.stored == 4 and push.cursor == {"pushed": 2}
 
 
+def test_sentiment_store_keeps_one_copy_of_a_story_repeated_within_one_run(monitor: Monitor, database_url: str) -> None:
+    """The multi-row insert meets the same hash twice in one statement: one row, one ticker link, one duplicate."""
+    pipeline, report = monitor.pipeline, IngestReport()
+    story = RawDocument("push", "Nvidia guides higher, $NVDA jumps", published_at=START)
+    (scored,) = pipeline.score(pipeline.prepare([story], report))
+    with monitor.database.session() as db:
+        push = db.get(SourceRecord, "push")
+        assert push is not None
+        pipeline.store(db, push, [scored, scored], {"pushed": 1}, report)
+    assert (report.stored, report.duplicates, len(report.document_ids)) == (1, 1, 1)
+    assert count(database_url, Document) == 1 and count(database_url, DocumentTicker) == 1
+
+
 def test_sentiment_source_cursor_is_read_back_by_a_new_database_object(database_url: str, tmp_path: Path) -> None:
     settings = sentiment_settings(database_url, tmp_path, fetch_limit=7)
     first = Monitor(settings, KeywordClient(), replay_texts=base_texts(40))

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -135,17 +135,15 @@ class Pipeline:
 
     def store(self, session: Session, source: SourceRecord, scored: Sequence[Scored], cursor: Any, report: IngestReport) -> None:
         """Insert the new documents and move the source's cursor, in the caller's transaction."""
-        insert = _insert_ignoring_duplicates(session.get_bind())  # type: ignore[arg-type]
-        for item in scored:
-            published = item.published_at
-            values = {
+        rows = [
+            {
                 "content_hash": item.digest,
                 "source": source.name,
                 "external_id": (item.raw.external_id or "")[:512] or None,
                 "title": item.raw.title,
                 "text": item.text,
                 "url": item.raw.url,
-                "published_at": published,
+                "published_at": item.published_at,
                 "ingested_at": datetime.now(UTC),
                 "sentiment": item.sentiment,
                 "sentiment_confidence": item.sentiment_confidence,
@@ -154,14 +152,24 @@ class Pipeline:
                 "topic_confidence": item.topic_confidence,
                 "tickers": item.tickers,
             }
-            new_id = session.execute(insert.values(**values).returning(Document.id)).scalar()
+            for item in scored
+        ]
+        new_ids: dict[str, int] = {}
+        if rows:  # one multi-row statement, not a round trip per document: storing stays a small share of a run
+            statement = _insert_ignoring_duplicates(session.get_bind())  # type: ignore[arg-type]
+            returned = session.execute(statement.returning(Document.id, Document.content_hash), rows)
+            new_ids = {digest: new_id for new_id, digest in returned}
+        links = []
+        for item in scored:
+            new_id = new_ids.pop(item.digest, None)  # pop: a hash twice in one run is stored once
             if new_id is None:  # already stored (by an earlier run, another source, or a push)
                 report.duplicates += 1
                 continue
             report.stored += 1
             report.document_ids.append(new_id)
-            for ticker in item.tickers:
-                session.add(DocumentTicker(document_id=new_id, ticker=ticker[:12], published_at=published))
+            links.extend({"document_id": new_id, "ticker": t[:12], "published_at": item.published_at} for t in item.tickers)
+        if links:
+            session.execute(insert(DocumentTicker), links)
         source.cursor = cursor
         source.last_run_at = datetime.now(UTC)
         source.last_error = None
