@@ -1,4 +1,4 @@
-"""The Streamlit UI: one page per service, each talking to its service's HTTP API.
+"""The Streamlit UI: one page per service, each talking to its service's HTTP API, plus the study's report and Ops.
 
 Run with ``streamlit run apps/ui.py`` (``spine up`` starts it beside the services). Where each
 service listens comes from ``SPINE_UI_*`` settings.
@@ -6,17 +6,21 @@ service listens comes from ``SPINE_UI_*`` settings.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from apps.ops import page as ops_page
+from homogenization.ui import page as homogenization_page
 from services.recommender.ui import RecommenderApi
 from services.recommender.ui import page as recommender_page
 from services.sentiment.ui import SentimentApi
 from services.sentiment.ui import page as sentiment_page
 from services.support.ui import SupportApi
 from services.support.ui import page as support_page
+from shared_backbone.settings import PROJECT_ROOT
 
 
 class UISettings(BaseSettings):
@@ -28,6 +32,10 @@ class UISettings(BaseSettings):
     backbone_urls: dict[str, str] = Field(default_factory=dict, description="backbone servers by process name (JSON); `spine up` sets it")
     deployment: str = Field(default="shared", validation_alias="SPINE_DEPLOYMENT")
     timeout_s: float = 30.0
+    report_dirs: list[Path] = Field(
+        default_factory=lambda: [PROJECT_ROOT / "reports", PROJECT_ROOT / "docs" / "homogenization"],
+        description="where the Homogenization page looks for spine compare reports (JSON list)",
+    )
     admin_api_key: SecretStr | None = Field(default=None, validation_alias=AliasChoices("admin_api_key", "SPINE_ADMIN_API_KEY"))
 
     def admin_key(self) -> str | None:
@@ -65,6 +73,9 @@ def main() -> None:
     def alerts() -> None:
         sentiment_page(_sentiment_api(settings.sentiment_url, settings.timeout_s, settings.admin_key()))
 
+    def homogenization() -> None:
+        homogenization_page(settings.report_dirs)
+
     def ops() -> None:
         ops_page(settings.deployment, settings.processes(), timeout_s=min(settings.timeout_s, 5.0))
 
@@ -73,6 +84,7 @@ def main() -> None:
             st.Page(support, title="Support chat", icon="💬", url_path="support", default=True),
             st.Page(recommendations, title="Recommendations", icon="🎬", url_path="recommendations"),
             st.Page(alerts, title="Sentiment alerts", icon="📈", url_path="sentiment"),
+            st.Page(homogenization, title="Homogenization", icon="🧬", url_path="homogenization"),
             st.Page(ops, title="Ops", icon="🛠️", url_path="ops"),
         ]
     ).run()

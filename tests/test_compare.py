@@ -196,6 +196,46 @@ def test_serving_figures_are_read_from_the_benchmark_file(
     assert "812" in (folder / "report.md").read_text(encoding="utf-8")
 
 
+# --- the app's Homogenization page ---------------------------------------------------------------
+
+
+def _homogenization_page(roots: list[str]) -> None:
+    from homogenization.ui import page
+
+    page(roots)
+
+
+def test_the_homogenization_page_shows_the_report(first_run: tuple[Path, float], tmp_path: Path) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    broken = tmp_path / "broken-run"
+    broken.mkdir()
+    (broken / "results.json").write_text("{not json", encoding="utf-8")
+    app = AppTest.from_function(_homogenization_page, args=([str(first_run[0].parent), str(tmp_path)],), default_timeout=60)
+    app.run()
+    assert not app.exception and app.title[0].value == "Homogenization"
+    labels = app.selectbox[0].options
+    assert len(labels) == 2 and "shared, per-domain, frozen, classic | smoke | 2 seed(s)" in labels[0]
+    assert "unreadable" in labels[1]
+    subheaders = [h.value for h in app.subheader]
+    for heading in HEADINGS:
+        if heading.startswith("## "):
+            assert heading[3:] in subheaders, heading
+    assert len(app.dataframe) >= 8  # setup, sizes, quality, paired tests, cost, homogenization, kappa, blast, CKA
+    assert not app.error
+
+    app.selectbox[0].select_index(1).run()  # the unreadable one: a clear message, no traceback
+    assert not app.exception and "cannot be shown" in app.error[0].value
+
+
+def test_the_homogenization_page_says_how_to_make_a_report_when_there_is_none(tmp_path: Path) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    app = AppTest.from_function(_homogenization_page, args=([str(tmp_path / "nothing-here")],), default_timeout=60)
+    app.run()
+    assert not app.exception and "spine compare --profile smoke" in app.info[0].value
+
+
 # --- bad input -----------------------------------------------------------------------------------
 
 
