@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import html
 import json
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -244,7 +243,7 @@ def _cost(r: dict[str, Any]) -> list[Block]:
                 rows,
             ),
         ),
-        ("p", c["serving"].get("note") or f"Serving figures from {c['serving']['source']}."),
+        ("p", c["serving"].get("note") or _serving_source(c["serving"])),
         ("img", ("cost.png", "backbone parameters per deployment")),
     ]
     if "classic" in c["by_deployment"]:
@@ -259,6 +258,12 @@ def _cost(r: dict[str, Any]) -> list[Block]:
             )
         )
     return blocks
+
+
+def _serving_source(serving: dict[str, Any]) -> str:
+    attached = serving.get("attached_at")
+    when = f", attached after the study on {attached} (`python -m homogenization.report ... --serving`)" if attached else ""
+    return f"Serving figures from {serving['source']}{when}."
 
 
 def _latency(latency: Any) -> str:
@@ -495,14 +500,47 @@ def render(results: dict[str, Any], folder: Path) -> list[Path]:
     return [*written, folder / "report.md", folder / "report.html"]
 
 
+def attach_serving(results_path: Path, serving_path: Path) -> dict[str, Any]:
+    """Put a serving benchmark's figures into a saved results.json (the benchmark ran after the study).
+
+    The serving figures are the only part of a study measured outside it; everything else stays as the
+    study wrote it. The file is replaced atomically, and the cost section names the file and when it was attached.
+    """
+    from datetime import UTC, datetime
+
+    from homogenization.study import serving_figures
+
+    results = json.loads(results_path.read_text(encoding="utf-8"))
+    setup = results["setup"]
+    serving = serving_figures(serving_path, setup["deployments"], setup["profile"])
+    if not any(row.get("measured") for row in serving["by_deployment"].values()):
+        raise ValueError(f"{serving_path}: {serving.get('note', 'no deployment of this study was measured')}")
+    serving["attached_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    results["cost"]["serving"] = serving
+    staged = results_path.with_name(f".{results_path.name}.tmp")
+    staged.write_text(json.dumps(results, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    staged.replace(results_path)
+    return results
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    """Regenerate a report folder's documents and plots from its results.json."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    if len(args) != 1:
-        raise SystemExit("usage: python -m homogenization.report REPORT_FOLDER/results.json")
-    path = Path(args[0])
-    render(json.loads(path.read_text(encoding="utf-8")), path.parent)
-    print(f"rendered {path.parent}")
+    """Regenerate a report folder's documents and plots from its results.json (optionally attaching serving figures first)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m homogenization.report", description=main.__doc__)
+    parser.add_argument("results", type=Path, help="REPORT_FOLDER/results.json")
+    parser.add_argument("--serving", type=Path, help="bench/serving.py's JSON to attach to the cost section before rendering")
+    args = parser.parse_args(argv)
+    try:
+        if args.serving is not None:
+            results = attach_serving(args.results, args.serving)
+            print(f"attached {args.serving} to {args.results}")
+        else:
+            results = json.loads(args.results.read_text(encoding="utf-8"))
+    except (OSError, ValueError, KeyError) as exc:  # json errors are ValueErrors
+        raise SystemExit(f"error: {exc}") from None
+    render(results, args.results.parent)
+    print(f"rendered {args.results.parent}")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ import math
 import os
 import platform
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
@@ -572,34 +572,38 @@ class Study:
         }
 
     def _serving(self) -> dict[str, Any]:
-        """Serving figures from bench/serving.py's JSON when it exists; never estimated."""
-        import json
-
         path = (self.config.serving_dir or PROJECT_ROOT / "bench" / "results") / f"serving-{self.profile.name}.json"
-        out: dict[str, Any] = {"source": str(path), "by_deployment": {}}
-        rows: list[dict[str, Any]] = []
-        if not path.is_file():
-            out["note"] = f"not measured: {path.name} does not exist (run bench/serving.py --profile {self.profile.name})"
-        else:
-            try:
-                rows = [r for r in json.loads(path.read_text(encoding="utf-8")).get("results", []) if isinstance(r, dict)]
-            except (json.JSONDecodeError, UnicodeDecodeError, AttributeError) as exc:
-                out["note"] = f"not measured: {path.name} is unreadable ({exc})"
-        measured = {r.get("deployment"): r for r in rows}
-        for deployment in self.config.deployments:
-            r = measured.get(deployment)
-            out["by_deployment"][deployment] = (
-                {
-                    "measured": True,
-                    "total_rss_mb": r.get("total_rss_mb"),
-                    "throughput_per_s": r.get("throughput_per_s"),
-                    "latency_ms": r.get("latency_ms"),
-                    "backbone_servers": r.get("backbone_servers"),
-                }
-                if r
-                else {"measured": False}
-            )
-        return out
+        return serving_figures(path, self.config.deployments, self.profile.name)
+
+
+def serving_figures(path: Path, deployments: Sequence[str], profile: str) -> dict[str, Any]:
+    """Serving figures from bench/serving.py's JSON when it exists; never estimated."""
+    import json
+
+    out: dict[str, Any] = {"source": str(path), "by_deployment": {}}
+    rows: list[dict[str, Any]] = []
+    if not path.is_file():
+        out["note"] = f"not measured: {path.name} does not exist (run bench/serving.py --profile {profile})"
+    else:
+        try:
+            rows = [r for r in json.loads(path.read_text(encoding="utf-8")).get("results", []) if isinstance(r, dict)]
+        except (json.JSONDecodeError, UnicodeDecodeError, AttributeError) as exc:
+            out["note"] = f"not measured: {path.name} is unreadable ({exc})"
+    measured = {r.get("deployment"): r for r in rows}
+    for deployment in deployments:
+        r = measured.get(deployment)
+        out["by_deployment"][deployment] = (
+            {
+                "measured": True,
+                "total_rss_mb": r.get("total_rss_mb"),
+                "throughput_per_s": r.get("throughput_per_s"),
+                "latency_ms": r.get("latency_ms"),
+                "backbone_servers": r.get("backbone_servers"),
+            }
+            if r
+            else {"measured": False}
+        )
+    return out
 
 
 def _encoder_order(name: str) -> tuple[int, str]:

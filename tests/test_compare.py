@@ -196,6 +196,40 @@ def test_serving_figures_are_read_from_the_benchmark_file(
     assert "812" in (folder / "report.md").read_text(encoding="utf-8")
 
 
+def test_serving_figures_can_be_attached_to_a_finished_study(first_run: tuple[Path, float], tmp_path: Path) -> None:
+    import shutil
+
+    from homogenization.report import main as report_main
+
+    folder = tmp_path / "run"
+    shutil.copytree(first_run[0], folder)
+    before = json.loads((folder / "results.json").read_text(encoding="utf-8"))
+    assert before["cost"]["serving"]["by_deployment"]["shared"] == {"measured": False}
+
+    empty = tmp_path / "serving-none.json"
+    empty.write_text(json.dumps({"results": [{"deployment": "elsewhere", "total_rss_mb": 1.0}]}), encoding="utf-8")
+    with pytest.raises(SystemExit, match="no deployment of this study was measured"):
+        report_main([str(folder / "results.json"), "--serving", str(empty)])
+    assert json.loads((folder / "results.json").read_text(encoding="utf-8")) == before  # a refused attach changes nothing
+
+    serving = tmp_path / "serving-smoke.json"
+    measured = {
+        "deployment": "per-domain",
+        "total_rss_mb": 1733.0,
+        "throughput_per_s": 19.9,
+        "latency_ms": {"support": {"p50": 12, "p95": 41}},
+    }
+    serving.write_text(json.dumps({"results": [measured]}), encoding="utf-8")
+    report_main([str(folder / "results.json"), "--serving", str(serving)])
+    after = json.loads((folder / "results.json").read_text(encoding="utf-8"))
+    assert after["cost"]["serving"]["by_deployment"]["per-domain"]["total_rss_mb"] == 1733.0
+    assert after["cost"]["serving"]["by_deployment"]["shared"] == {"measured": False}
+    assert {k: v for k, v in after.items() if k != "cost"} == {k: v for k, v in before.items() if k != "cost"}
+    text = (folder / "report.md").read_text(encoding="utf-8")
+    assert "1,733" in text or "1733" in text
+    assert "attached after the study" in text
+
+
 # --- the app's Homogenization page ---------------------------------------------------------------
 
 
