@@ -500,27 +500,45 @@ def render(results: dict[str, Any], folder: Path) -> list[Path]:
     return [*written, folder / "report.md", folder / "report.html"]
 
 
-def attach_serving(results_path: Path, serving_path: Path) -> dict[str, Any]:
-    """Put a serving benchmark's figures into a saved results.json (the benchmark ran after the study).
+def attach_serving(results: dict[str, Any], serving_path: Path) -> dict[str, Any]:
+    """A copy of ``results`` with a serving benchmark's figures in its cost section (the benchmark ran after the study).
 
-    The serving figures are the only part of a study measured outside it; everything else stays as the
-    study wrote it. The file is replaced atomically, and the cost section names the file and when it was attached.
+    The serving figures are the only part of a study measured outside it; everything else stays as the study
+    wrote it. The benchmark must be of the study's profile and measure at least one of its deployments.
     """
     from datetime import UTC, datetime
 
     from homogenization.study import serving_figures
 
-    results = json.loads(results_path.read_text(encoding="utf-8"))
     setup = results["setup"]
+    try:
+        measured = json.loads(serving_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{serving_path} cannot be read: {exc}") from None
+    profile = measured.get("profile") if isinstance(measured, dict) else None
+    if profile != setup["profile"]:
+        raise ValueError(f"{serving_path} measured the {profile!r} profile, the study is {setup['profile']!r}")
     serving = serving_figures(serving_path, setup["deployments"], setup["profile"])
     if not any(row.get("measured") for row in serving["by_deployment"].values()):
         raise ValueError(f"{serving_path}: {serving.get('note', 'no deployment of this study was measured')}")
     serving["attached_at"] = datetime.now(UTC).isoformat(timespec="seconds")
-    results["cost"]["serving"] = serving
-    staged = results_path.with_name(f".{results_path.name}.tmp")
-    staged.write_text(json.dumps(results, indent=2, allow_nan=False) + "\n", encoding="utf-8")
-    staged.replace(results_path)
-    return results
+    serving["backend"] = measured.get("backend")
+    return {**results, "cost": {**results["cost"], "serving": serving}}
+
+
+def _replace_json(path: Path, content: dict[str, Any]) -> None:
+    """Write beside the file, then rename over it: a reader sees the old file or the new one, never half of one."""
+    import os
+    import tempfile
+
+    handle, staged = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(json.dumps(content, indent=2, allow_nan=False) + "\n")
+        os.replace(staged, path)
+    except BaseException:
+        Path(staged).unlink(missing_ok=True)
+        raise
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -532,14 +550,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--serving", type=Path, help="bench/serving.py's JSON to attach to the cost section before rendering")
     args = parser.parse_args(argv)
     try:
+        results = json.loads(args.results.read_text(encoding="utf-8"))
+        if not isinstance(results, dict) or not isinstance(results.get("setup"), dict):
+            raise ValueError("not a spine compare results file (no 'setup' section)")
         if args.serving is not None:
-            results = attach_serving(args.results, args.serving)
+            results = attach_serving(results, args.serving)
+        render(results, args.results.parent)  # render first: a failure leaves results.json as it was
+        if args.serving is not None:
+            _replace_json(args.results, results)
             print(f"attached {args.serving} to {args.results}")
-        else:
-            results = json.loads(args.results.read_text(encoding="utf-8"))
-    except (OSError, ValueError, KeyError) as exc:  # json errors are ValueErrors
-        raise SystemExit(f"error: {exc}") from None
-    render(results, args.results.parent)
+    except (OSError, ValueError, TypeError) as exc:  # json errors are ValueErrors
+        raise SystemExit(f"error: {args.results}: {exc}") from None
+    except KeyError as exc:
+        raise SystemExit(f"error: {args.results}: a section or field is missing: {exc}") from None
     print(f"rendered {args.results.parent}")
 
 

@@ -7,7 +7,9 @@ in ``reports/<run-id>/`` and the committed ``full`` study in ``docs/homogenizati
 
 from __future__ import annotations
 
+import io
 import json
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,23 +44,26 @@ def _describe(folder: Path) -> ReportFolder:
         setup = (results := read_results(folder))["setup"]
         finished = str(results.get("timing", {}).get("finished_at") or "")
         label = (
-            f"{folder.name}: {', '.join(setup.get('deployments', []))} | {setup.get('profile', '?')} | "
+            f"{folder.parent.name}/{folder.name}: {', '.join(setup.get('deployments', []))} | {setup.get('profile', '?')} | "
             f"{len(setup.get('seeds', []))} seed(s)"
         )
     except (ValueError, AttributeError, TypeError):
-        finished, label = "", f"{folder.name}: unreadable results.json"
+        finished, label = "", f"{folder.parent.name}/{folder.name}: unreadable results.json"
     return ReportFolder(folder, label, finished)
 
 
 def find_reports(roots: Sequence[Path]) -> list[ReportFolder]:
-    """Every report folder in ``roots`` (a root itself, or its direct sub-folders), newest first."""
+    """Every report folder in ``roots`` (a root itself, or its direct sub-folders), newest first.
+
+    Hidden folders are skipped: ``spine compare`` writes into a ``.staging-*`` folder until the report is complete.
+    """
     folders: dict[Path, None] = {}
     for root in roots:
         root = Path(root)
         if not root.is_dir():
             continue
         for results in [root / "results.json", *sorted(root.glob("*/results.json"))]:
-            if results.is_file():
+            if results.is_file() and not results.parent.name.startswith("."):
                 folders.setdefault(results.parent.resolve())
     found = [_describe(folder) for folder in folders]
     return sorted(found, key=lambda r: (r.finished_at, r.path.name), reverse=True)
@@ -97,13 +102,23 @@ def show(doc: Sequence[Block], folder: Path) -> None:
         elif kind == "table":
             header, rows = body
             frame = pd.DataFrame([[str(c) for c in row] for row in rows], columns=_unique(header))
-            st.dataframe(frame, hide_index=True, use_container_width=True)
+            st.dataframe(frame, hide_index=True, width="stretch")
         elif kind == "img":
             image = folder / body[0]
             if image.is_file():
                 st.image(str(image), caption=body[1])
             else:
                 st.caption(f"{body[1]}: {body[0]} is missing; `python -m homogenization.report {folder}/results.json` draws it again")
+
+
+def zipped(folder: Path) -> bytes:
+    """The whole report folder (report.html links its plots by relative path, so it travels with them)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(folder.iterdir()):
+            if path.is_file():
+                archive.write(path, f"{folder.name}/{path.name}")
+    return buffer.getvalue()
 
 
 def page(roots: Sequence[str | Path]) -> None:
@@ -119,14 +134,21 @@ def page(roots: Sequence[str | Path]) -> None:
             f"this page looks in {', '.join(str(p) for p in paths)}."
         )
         return
-    choice = st.selectbox("Report", reports, format_func=lambda r: r.label)
+    # indexes as options: Streamlit matches a choice by its label, and two roots may hold a run of the same name
+    index = st.selectbox("Report", range(len(reports)), format_func=lambda i: reports[i].label)
+    choice = reports[index]
     try:
-        results = read_results(choice.path)
-        doc = blocks(results)
-    except (ValueError, KeyError, TypeError, StopIteration) as exc:
-        st.error(f"{choice.path} cannot be shown: {exc!r}")
+        doc = blocks(read_results(choice.path))
+    except Exception as exc:  # a results.json from another version or edited by hand: say so, never a traceback
+        st.error(f"{choice.path} cannot be shown: {type(exc).__name__}: {exc}")
         return
-    html = choice.path / "report.html"
-    if html.is_file():
-        st.download_button("Download report.html", html.read_bytes(), file_name=f"{choice.path.name}.html", mime="text/html")
-    show(doc, choice.path)
+    st.download_button(
+        "Download the report (HTML, Markdown, plots, results.json)",
+        zipped(choice.path),
+        file_name=f"{choice.path.name}.zip",
+        mime="application/zip",
+    )
+    try:
+        show(doc, choice.path)
+    except Exception as exc:
+        st.error(f"{choice.path} cannot be shown in full: {type(exc).__name__}: {exc}")

@@ -206,11 +206,16 @@ def test_serving_figures_can_be_attached_to_a_finished_study(first_run: tuple[Pa
     before = json.loads((folder / "results.json").read_text(encoding="utf-8"))
     assert before["cost"]["serving"]["by_deployment"]["shared"] == {"measured": False}
 
-    empty = tmp_path / "serving-none.json"
-    empty.write_text(json.dumps({"results": [{"deployment": "elsewhere", "total_rss_mb": 1.0}]}), encoding="utf-8")
-    with pytest.raises(SystemExit, match="no deployment of this study was measured"):
-        report_main([str(folder / "results.json"), "--serving", str(empty)])
-    assert json.loads((folder / "results.json").read_text(encoding="utf-8")) == before  # a refused attach changes nothing
+    refused = {
+        "no deployment of this study was measured": {"profile": "smoke", "results": [{"deployment": "elsewhere", "total_rss_mb": 1.0}]},
+        "measured the 'quick' profile": {"profile": "quick", "results": [{"deployment": "shared", "total_rss_mb": 1.0}]},
+    }
+    for message, content in refused.items():
+        wrong = tmp_path / "serving-wrong.json"
+        wrong.write_text(json.dumps(content), encoding="utf-8")
+        with pytest.raises(SystemExit, match=message):
+            report_main([str(folder / "results.json"), "--serving", str(wrong)])
+        assert json.loads((folder / "results.json").read_text(encoding="utf-8")) == before  # a refused attach changes nothing
 
     serving = tmp_path / "serving-smoke.json"
     measured = {
@@ -219,7 +224,7 @@ def test_serving_figures_can_be_attached_to_a_finished_study(first_run: tuple[Pa
         "throughput_per_s": 19.9,
         "latency_ms": {"support": {"p50": 12, "p95": 41}},
     }
-    serving.write_text(json.dumps({"results": [measured]}), encoding="utf-8")
+    serving.write_text(json.dumps({"profile": "smoke", "backend": "auto", "results": [measured]}), encoding="utf-8")
     report_main([str(folder / "results.json"), "--serving", str(serving)])
     after = json.loads((folder / "results.json").read_text(encoding="utf-8"))
     assert after["cost"]["serving"]["by_deployment"]["per-domain"]["total_rss_mb"] == 1733.0
@@ -228,6 +233,7 @@ def test_serving_figures_can_be_attached_to_a_finished_study(first_run: tuple[Pa
     text = (folder / "report.md").read_text(encoding="utf-8")
     assert "1,733" in text or "1733" in text
     assert "attached after the study" in text
+    assert [p.name for p in folder.iterdir() if p.name.startswith(".")] == []  # no staged file left
 
 
 # --- the app's Homogenization page ---------------------------------------------------------------

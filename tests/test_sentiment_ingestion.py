@@ -185,3 +185,35 @@ def test_folder_source_waits_for_unfinished_lines_and_reads_real_csv(tmp_path: P
     tail = folder / "c.jsonl"
     tail.write_text('{"text": "no newline at the end"}', encoding="utf-8")
     assert "no newline at the end" in [d.text for d in FolderSource("drop", folder, settle_s=0).fetch(read.cursor, 10).documents]
+
+
+def test_a_run_is_stored_in_one_insert_per_table_whatever_fields_are_missing(database: Database) -> None:
+    """Documents with and without title, URL or id, and with and without tickers: one documents INSERT, one links INSERT."""
+    from sqlalchemy import event
+
+    inserts: list[str] = []
+
+    def count(conn, cursor, statement, parameters, context, executemany) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO SENTIMENT_DOCUMENT"):
+            inserts.append(statement.split("(")[0].strip())
+
+    raws = [
+        RawDocument(
+            "feed",
+            f"Story {i} about $TSLA" if i % 2 else f"Story {i}",
+            title=None if i % 3 else f"T{i}",
+            url=None if i % 2 else f"https://x/{i}",
+        )
+        for i in range(12)
+    ]
+    event.listen(database.engine, "before_cursor_execute", count)
+    try:
+        report = ingest(database, "feed", raws, {"n": 12})
+    finally:
+        event.remove(database.engine, "before_cursor_execute", count)
+    assert report.stored == 12 and len(report.document_ids) == 12
+    assert inserts == ["INSERT INTO sentiment_documents", "INSERT INTO sentiment_document_tickers"]
+    with database.session() as db:
+        assert db.scalar(select(func.count()).select_from(DocumentTicker)) == 6
+        stored = {d.text: d for d in db.scalars(select(Document))}
+    assert stored["T0. Story 0"].url == "https://x/0" and stored["Story 1 about $TSLA"].title is None

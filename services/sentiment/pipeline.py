@@ -157,7 +157,10 @@ class Pipeline:
         new_ids: dict[str, int] = {}
         if rows:  # one multi-row statement, not a round trip per document: storing stays a small share of a run
             statement = _insert_ignoring_duplicates(session.get_bind())  # type: ignore[arg-type]
-            returned = session.execute(statement.returning(Document.id, Document.content_hash), rows)
+            # render_nulls: rows with and without a title or URL stay one statement (ORM bulk mode groups rows by their keys)
+            returned = session.execute(
+                statement.returning(Document.id, Document.content_hash), rows, execution_options={"render_nulls": True}
+            )
             new_ids = {digest: new_id for new_id, digest in returned}
         links = []
         for item in scored:
