@@ -535,6 +535,7 @@ def _replace_json(path: Path, content: dict[str, Any]) -> None:
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as out:
             out.write(json.dumps(content, indent=2, allow_nan=False) + "\n")
+        os.chmod(staged, path.stat().st_mode & 0o777)  # mkstemp makes it owner-only; keep the file's own permissions
         os.replace(staged, path)
     except BaseException:
         Path(staged).unlink(missing_ok=True)
