@@ -20,6 +20,7 @@ from homogenization.faults import InMemoryBackbone, StaticClient, bad_updates, l
 from homogenization.outcomes import Catalogue, SeedData, head_outcomes, support_outcomes
 from shared_backbone.artifacts import ENCODER_DIR, ArtifactStore, Manifest
 from shared_backbone.client import BackboneClient, BackboneInfo
+from shared_backbone.text import encoder_text
 
 log = logging.getLogger(__name__)
 SERVICE_METRICS = {
@@ -97,7 +98,9 @@ def blast_radius(
     heads = store.load_heads(target)
 
     def faulted(label: str, faulty_model: Any) -> dict[str, float]:
-        encoder = InMemoryBackbone(faulty_model, f"{manifest.backbone_id}+{label}", batch_size=settings.encode_batch_size)
+        encoder = InMemoryBackbone(
+            faulty_model, f"{manifest.backbone_id}+{label}", batch_size=settings.encode_batch_size, strip_links=manifest.strip_links
+        )
         client = StaticClient(encoder, heads, _info(manifest, f"{target}+{label}"))
         swapped = {service: client if service_artifacts[service] == target else clients[service] for service in clients}
         return service_metrics(swapped, data, catalogue, settings, memo)
@@ -111,7 +114,7 @@ def blast_radius(
     split = data.classification[task]
     steps_iter: Iterable[tuple[int, Any]] = bad_updates(
         model,
-        [r.text for r in split.train],
+        [encoder_text(r.text, strip_links=manifest.strip_links) for r in split.train],  # as the backbone learned to read
         [r.label for r in split.train],
         len(split.labels),
         settings.bad_update_steps,

@@ -106,8 +106,8 @@ def bad_updates(
 class InMemoryBackbone(Backbone):
     """A ``Backbone`` around a model held in memory (a faulted copy); never cached, since its weights are nowhere else."""
 
-    def __init__(self, model: SentenceTransformer, backbone_id: str, *, batch_size: int = 32) -> None:
-        CachedEncoder.__init__(self, backbone_id, batch_size=batch_size, cache=None)
+    def __init__(self, model: SentenceTransformer, backbone_id: str, *, batch_size: int = 32, strip_links: bool = False) -> None:
+        CachedEncoder.__init__(self, backbone_id, batch_size=batch_size, cache=None, strip_links=strip_links)
         self.model_path = Path("<memory>")
         self.threads = None
         self.max_seq_length = model.max_seq_length

@@ -39,13 +39,13 @@ from homogenization.outcomes import (
 )
 from homogenization.probes import FAMILIES, TYPO_SHARE, family_labels
 from homogenization.similarity import cka_matrix, probe_texts
-from shared_backbone.artifacts import ENCODER_DIR, HEADS_DIR, ArtifactStore, Manifest, encoder_fingerprint, file_sha256
+from shared_backbone.artifacts import ENCODER_DIR, HEADS_DIR, ArtifactStore, Manifest, backbone_id, encoder_fingerprint, file_sha256
 from shared_backbone.client import BackboneClient, InProcessBackboneClient
 from shared_backbone.encoder import Backbone
 from shared_backbone.errors import ArtifactError, ConfigError
 from shared_backbone.settings import PROJECT_ROOT, BackboneSettings, packaged_model_path
 from shared_backbone.tasks import DEPLOYMENTS, PROFILES, SERVICES, Profile, artifact_id, parse_profile
-from shared_backbone.training import DATA_FILES, prepare_recommendation, train_deployment
+from shared_backbone.training import DATA_FILES, STRIP_LINKS, hyperparameters, prepare_recommendation, train_deployment
 
 log = logging.getLogger(__name__)
 STUDY_DEPLOYMENTS = (*DEPLOYMENTS, "classic")
@@ -167,6 +167,10 @@ def artifact_problem(store: ArtifactStore, aid: str, deployment: str, profile: s
         return f"its manifest says {manifest.deployment} / {manifest.profile} / seed {manifest.seed}"
     if Path(manifest.base_model).resolve() != base_model.resolve():
         return f"trained from {manifest.base_model}, not {base_model}"
+    if manifest.hyperparameters != hyperparameters(PROFILES[profile]):
+        return f"trained with other {profile} settings than today's (its manifest: {manifest.hyperparameters})"
+    if manifest.strip_links != STRIP_LINKS:
+        return "trained on texts with web links in them, before the encoders learned to read without"
     return None
 
 
@@ -352,11 +356,12 @@ class Study:
             cache = EmbeddingCache(self.settings.cache_dir / "embeddings.sqlite")
         encoders["pretrained"] = Backbone(
             self.base_model,
-            f"pretrained@{fingerprint}",
+            backbone_id("pretrained", fingerprint, STRIP_LINKS),
             threads=self.settings.threads,
             batch_size=self.settings.encode_batch_size,
             max_seq_length=self.profile.max_seq_length,
             cache=cache,
+            strip_links=STRIP_LINKS,  # reads what the study's artifacts read, so frozen and pretrained stay identical
         )
         return encoders
 

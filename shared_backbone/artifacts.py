@@ -52,6 +52,7 @@ class Manifest(BaseModel):
     parameter_count: int
     embedding_dimension: int
     max_seq_length: int
+    strip_links: bool = Field(default=False, description="trained on texts without web links: the encoder strips them too")
     created_at: str
     versions: dict[str, str]
     metrics: dict[str, dict[str, dict[str, float]]] = Field(description="task -> split -> metric -> value")
@@ -59,7 +60,16 @@ class Manifest(BaseModel):
 
     @property
     def backbone_id(self) -> str:
-        return f"{self.id}@{self.fingerprint}"
+        return backbone_id(self.id, self.fingerprint, self.strip_links)
+
+
+def backbone_id(artifact_id: str, fingerprint: str, strip_links: bool) -> str:
+    """What every cache and index is keyed by: it changes whenever the encoder's outputs can.
+
+    The weights' fingerprint alone misses one case: a ``frozen`` artifact keeps the pretrained weights
+    whether or not it reads links, so reading without them is marked too.
+    """
+    return f"{artifact_id}@{fingerprint}" + ("+nolinks" if strip_links else "")
 
 
 def file_sha256(path: Path) -> str:
@@ -218,6 +228,7 @@ class ArtifactStore:
                 threads=threads,
                 batch_size=batch_size,
                 cache=cache,
+                strip_links=manifest.strip_links,
             )
         return Backbone(
             self.path(artifact_id) / ENCODER_DIR,
@@ -226,6 +237,7 @@ class ArtifactStore:
             batch_size=batch_size,
             max_seq_length=manifest.max_seq_length,
             cache=cache,
+            strip_links=manifest.strip_links,
         )
 
     def load_heads(self, artifact_id: str) -> dict[str, ClassifierHead]:

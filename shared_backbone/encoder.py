@@ -16,7 +16,7 @@ import numpy as np
 
 from shared_backbone.cache import EmbeddingCache
 from shared_backbone.errors import ArtifactError
-from shared_backbone.text import normalise_text, text_hash
+from shared_backbone.text import encoder_text, text_hash
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -45,15 +45,17 @@ class CachedEncoder:
 
     A backend supplies ``warm_up``, ``dimension``, ``token_lengths`` and ``_forward`` (one padded
     batch in, unit rows out). ``backbone_id`` must change whenever the outputs can change (weights or
-    backend): the cache is keyed by it.
+    backend): the cache is keyed by it. ``strip_links`` is part of the artifact (its manifest says
+    whether it was trained on texts without links), so every backend reads what training read.
     """
 
     backend = "abstract"
 
-    def __init__(self, backbone_id: str, *, batch_size: int = 32, cache: EmbeddingCache | None = None) -> None:
+    def __init__(self, backbone_id: str, *, batch_size: int = 32, cache: EmbeddingCache | None = None, strip_links: bool = False) -> None:
         self.backbone_id = backbone_id
         self.batch_size = batch_size
         self.cache = cache
+        self.strip_links = strip_links
         self._lock = threading.Lock()
 
     def warm_up(self) -> None:
@@ -77,7 +79,7 @@ class CachedEncoder:
         """
         if isinstance(texts, str):
             raise TypeError("encode() takes a sequence of texts, not one string")
-        clean = [normalise_text(t) for t in texts]
+        clean = [encoder_text(t, strip_links=self.strip_links) for t in texts]
         keys = [text_hash(t) for t in clean]
         found = self.cache.get_many(self.backbone_id, keys) if self.cache else {}
         todo = list(dict.fromkeys(k for k in keys if k not in found))
@@ -123,8 +125,9 @@ class Backbone(CachedEncoder):
         batch_size: int = 32,
         max_seq_length: int | None = None,
         cache: EmbeddingCache | None = None,
+        strip_links: bool = False,
     ) -> None:
-        super().__init__(backbone_id, batch_size=batch_size, cache=cache)
+        super().__init__(backbone_id, batch_size=batch_size, cache=cache, strip_links=strip_links)
         self.model_path = Path(model_path)
         self.threads = threads
         self.max_seq_length = max_seq_length

@@ -64,13 +64,18 @@ def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int 
 
 @dataclass
 class ClassifierHead:
-    """Multinomial logistic regression on unit embeddings, with a calibration temperature."""
+    """A linear classifier on unit embeddings, with a calibration temperature.
+
+    ``origin`` says where the weights came from: a logistic regression fitted on the embeddings
+    (``fit``), or the classification layer trained together with the encoder (``fine-tuned``).
+    """
 
     task: str
     labels: tuple[str, ...]
     weight: np.ndarray  # (classes, dim)
     bias: np.ndarray  # (classes,)
     temperature: float = 1.0
+    origin: str = "logistic-regression"
 
     @classmethod
     def fit(
@@ -134,6 +139,7 @@ class ClassifierHead:
             "task": self.task,
             "labels": list(self.labels),
             "temperature": self.temperature,
+            "origin": self.origin,
         }
         (folder / f"{self.task}.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
 
@@ -152,4 +158,4 @@ class ClassifierHead:
         weight, bias, labels = tensors.get("weight"), tensors.get("bias"), tuple(meta.get("labels", ()))
         if weight is None or bias is None or weight.shape[0] != len(labels) or bias.shape != (len(labels),):
             raise ArtifactError(f"{weights_path}: weights do not match the {len(labels)} labels in {meta_path.name}")
-        return cls(task, labels, weight, bias, float(meta.get("temperature", 1.0)))
+        return cls(task, labels, weight, bias, float(meta.get("temperature", 1.0)), str(meta.get("origin", "logistic-regression")))

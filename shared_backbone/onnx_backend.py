@@ -58,8 +58,9 @@ class OnnxBackbone(CachedEncoder):
         threads: int | None = None,
         batch_size: int = 32,
         cache: EmbeddingCache | None = None,
+        strip_links: bool = False,
     ) -> None:
-        super().__init__(backbone_id, batch_size=batch_size, cache=cache)
+        super().__init__(backbone_id, batch_size=batch_size, cache=cache, strip_links=strip_links)
         self.backend = backend
         self.model_file = Path(model_file)
         self.tokenizer_file = Path(tokenizer_file)

@@ -175,6 +175,7 @@ def export_artifact(
             dimension=manifest.embedding_dimension,
             max_seq_length=manifest.max_seq_length,
             threads=threads,
+            strip_links=manifest.strip_links,
         ).encode(probe.texts)
         return verify(reference, candidate, probe, heads)
 

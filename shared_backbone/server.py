@@ -27,6 +27,7 @@ from shared_backbone.batching import BatcherBusy, BatcherStopped, MicroBatcher
 from shared_backbone.client import BackboneInfo, InProcessBackboneClient
 from shared_backbone.errors import SpineError
 from shared_backbone.settings import BackboneSettings
+from shared_backbone.text import encoder_text
 
 log = logging.getLogger(__name__)
 
@@ -191,7 +192,8 @@ def create_backbone_app(settings: BackboneServerSettings | None = None) -> FastA
             raise HTTPException(404, f"model '{body.model}' is not served here; this server serves '{info.artifact_id}'")
         texts = checked([body.input] if isinstance(body.input, str) else body.input)
         vectors = await encoded(texts)
-        tokens = sum(await batcher.run_exclusive(client.backbone.token_lengths, texts))
+        read = [encoder_text(t, strip_links=client.backbone.strip_links) for t in texts]  # what the encoder counts
+        tokens = sum(await batcher.run_exclusive(client.backbone.token_lengths, read))
         data = [
             {"object": "embedding", "index": i, "embedding": encode_vectors(row, body.encoding_format)} for i, row in enumerate(vectors)
         ]

@@ -14,7 +14,7 @@ import platform
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,7 +22,16 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from shared_backbone.artifacts import ENCODER_DIR, HEADS_DIR, MANIFEST, ArtifactStore, Manifest, encoder_fingerprint, file_sha256
+from shared_backbone.artifacts import (
+    ENCODER_DIR,
+    HEADS_DIR,
+    MANIFEST,
+    ArtifactStore,
+    Manifest,
+    backbone_id,
+    encoder_fingerprint,
+    file_sha256,
+)
 from shared_backbone.cache import EmbeddingCache
 from shared_backbone.data import (
     ClassificationData,
@@ -36,15 +45,19 @@ from shared_backbone.data import (
 from shared_backbone.encoder import Backbone, load_sentence_transformer
 from shared_backbone.errors import ConfigError
 from shared_backbone.evaluation import ranking_metrics, top_k
-from shared_backbone.heads import ClassifierHead
+from shared_backbone.heads import ClassifierHead, fit_temperature
 from shared_backbone.settings import BackboneSettings, packaged_model_path
 from shared_backbone.tasks import TASKS, Profile, artifact_id, encoder_groups, parse_deployment, parse_profile, parse_sampling
+from shared_backbone.text import encoder_text
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
 log = logging.getLogger(__name__)
 POSITIVE_RATING = 4.0
+# new encoders learn (and so always read) texts without web links; the manifest records it, so
+# artifacts trained before still read links as they learned to
+STRIP_LINKS = True
 CLASSIFICATION_LOADERS: dict[str, Callable[..., ClassificationData]] = {
     "intent": load_banking77,
     "sentiment": load_financial_sentiment,
@@ -153,7 +166,7 @@ def prepare_data(tasks: Iterable[str], profile: Profile, seed: int, data_dir: Pa
 
 
 def _classification_loss(model: SentenceTransformer, num_labels: int):
-    """Cross-entropy through a linear layer on the unit embeddings (the layer is discarded after)."""
+    """Cross-entropy through a linear layer on the unit embeddings (kept as a candidate head after)."""
     import torch
     from sentence_transformers.base.losses.merged_forward import embed_columns
 
@@ -169,13 +182,34 @@ def _classification_loss(model: SentenceTransformer, num_labels: int):
             logits = self.classifier(embeddings * self.scale)
             return torch.nn.functional.cross_entropy(logits, labels.view(-1))
 
+        def head_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+            """The trained layer as a head on unit embeddings: the scale folded into the weight."""
+            with torch.no_grad():
+                weight = (self.classifier.weight * self.scale).cpu().numpy().astype(np.float32)
+                return weight, self.classifier.bias.cpu().numpy().astype(np.float32)
+
     return ClassificationLoss()
 
 
 def fine_tune(
-    model: SentenceTransformer, data: RunData, tasks: tuple[str, ...], profile: Profile, seed: int, sampling: str, progress: bool
-) -> None:
-    """Multi-task fine-tuning with sentence-transformers' trainer (one dataset and loss per task)."""
+    model: SentenceTransformer,
+    data: RunData,
+    tasks: tuple[str, ...],
+    profile: Profile,
+    seed: int,
+    sampling: str,
+    progress: bool,
+    strip_links: bool = STRIP_LINKS,
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Multi-task fine-tuning with sentence-transformers' trainer (one dataset and loss per task).
+
+    Texts go in as the encoder will read them when served (``encoder_text``). Returns each
+    classification task's trained layer (weight, bias) on the unit embeddings.
+    """
+
+    def read(text: str) -> str:
+        return encoder_text(text, strip_links=strip_links)
+
     from datasets import Dataset, DatasetDict
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
     from sentence_transformers.base.sampler import MultiDatasetBatchSamplers
@@ -186,11 +220,11 @@ def fine_tune(
         if TASKS[task].kind == "classification":
             split = data.classification[task]
             records = split.train * profile.passes(task)
-            train_sets[task] = Dataset.from_dict({"text": [r.text for r in records], "label": [r.label for r in records]})
+            train_sets[task] = Dataset.from_dict({"text": [read(r.text) for r in records], "label": [r.label for r in records]})
             losses[task] = _classification_loss(model, len(split.labels))
         elif data.recommendation is not None and data.recommendation.pairs:
             anchors, positives = zip(*data.recommendation.pairs, strict=True)
-            train_sets[task] = Dataset.from_dict({"anchor": list(anchors), "positive": list(positives)})
+            train_sets[task] = Dataset.from_dict({"anchor": [read(t) for t in anchors], "positive": [read(t) for t in positives]})
             losses[task] = MultipleNegativesRankingLoss(model)
     has_classifier = any(TASKS[task].kind == "classification" for task in train_sets)
     sampler = MultiDatasetBatchSamplers.PROPORTIONAL if sampling == "proportional" else MultiDatasetBatchSamplers.ROUND_ROBIN
@@ -214,6 +248,7 @@ def fine_tune(
         )
         trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=DatasetDict(train_sets), loss=losses)
         trainer.train()
+    return {task: loss.head_arrays() for task, loss in losses.items() if hasattr(loss, "head_arrays")}
 
 
 # --- heads and evaluation ------------------------------------------------------------------------
@@ -224,8 +259,19 @@ def _encode_split(backbone: Backbone, records: list[LabeledText], progress: bool
 
 
 def fit_classification_heads(
-    backbone: Backbone, data: RunData, tasks: Iterable[str], seed: int, progress: bool = False
+    backbone: Backbone,
+    data: RunData,
+    tasks: Iterable[str],
+    seed: int,
+    progress: bool = False,
+    fine_tuned: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> tuple[dict[str, ClassifierHead], dict[str, dict[str, dict[str, float]]]]:
+    """One head per classification task: a logistic regression on the embeddings, or the layer
+    trained with the encoder (``fine_tuned``) when it scores a higher macro-F1 on validation.
+
+    A logistic regression refitted on the training texts meets embeddings the encoder has already
+    pulled apart, so it can trust them too much; the co-trained layer has seen them move.
+    """
     heads, metrics = {}, {}
     for task in tasks:
         if TASKS[task].kind != "classification":
@@ -235,8 +281,17 @@ def fit_classification_heads(
         val_x, val_y = _encode_split(backbone, split.validation, progress)
         test_x, test_y = _encode_split(backbone, split.test, progress)
         head = ClassifierHead.fit(task, split.labels, train_x, train_y, val_x, val_y, seed=seed)
+        choice = {"logistic_regression_validation_macro_f1": head.evaluate(val_x, val_y)["macro_f1"]}
+        if fine_tuned and task in fine_tuned and len(val_y):
+            weight, bias = fine_tuned[task]
+            trained = ClassifierHead(task, split.labels, weight, bias, origin="fine-tuned")
+            trained.temperature = fit_temperature(trained.logits(val_x), val_y)
+            choice["fine_tuned_validation_macro_f1"] = trained.evaluate(val_x, val_y)["macro_f1"]
+            if choice["fine_tuned_validation_macro_f1"] > choice["logistic_regression_validation_macro_f1"]:
+                head = trained
+        choice["fine_tuned_chosen"] = float(head.origin == "fine-tuned")
         heads[task] = head
-        metrics[task] = {"validation": head.evaluate(val_x, val_y), "test": head.evaluate(test_x, test_y)}
+        metrics[task] = {"validation": head.evaluate(val_x, val_y), "test": head.evaluate(test_x, test_y), "head_choice": choice}
     return heads, metrics
 
 
@@ -276,6 +331,11 @@ def _versions() -> dict[str, str]:
     return found
 
 
+def hyperparameters(profile: Profile) -> dict[str, float | int | dict[str, int] | None]:
+    """A profile's settings as its manifests record them."""
+    return {k: dict(v) if k == "task_passes" else v for k, v in asdict(profile).items() if k != "name"}
+
+
 def train_encoder(
     store: ArtifactStore,
     deployment: str,
@@ -296,24 +356,26 @@ def train_encoder(
         started = time.perf_counter()
         model = load_sentence_transformer(base_model)
         model.max_seq_length = profile.max_seq_length
+        fine_tuned: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         if deployment != "frozen":
             import transformers
 
             transformers.set_seed(seed)
-            fine_tune(model, data, tasks, profile, seed, sampling, progress)
+            fine_tuned = fine_tune(model, data, tasks, profile, seed, sampling, progress, STRIP_LINKS)
         model.save(str(stage / ENCODER_DIR), safe_serialization=True)
         training_seconds = time.perf_counter() - started
         fingerprint = encoder_fingerprint(stage / ENCODER_DIR)
         # evaluate what was saved, not what is in memory: the artifact is what gets served
         backbone = Backbone(
             stage / ENCODER_DIR,
-            f"{aid}@{fingerprint}",
+            backbone_id(aid, fingerprint, STRIP_LINKS),
             threads=settings.threads,
             batch_size=settings.encode_batch_size,
             max_seq_length=profile.max_seq_length,
             cache=cache,
+            strip_links=STRIP_LINKS,
         )
-        heads, metrics = fit_classification_heads(backbone, data, tasks, seed, progress)
+        heads, metrics = fit_classification_heads(backbone, data, tasks, seed, progress, fine_tuned)
         if "recommendation" in tasks and data.recommendation is not None:
             metrics["recommendation"] = evaluate_recommendation(backbone, data.recommendation, progress)
         for head in heads.values():
@@ -329,13 +391,14 @@ def train_encoder(
             profile=profile.name,
             seed=seed,
             sampling=sampling,
-            hyperparameters={k: dict(v) if k == "task_passes" else v for k, v in asdict(profile).items() if k != "name"},
+            hyperparameters=hyperparameters(profile),
             data_hashes={name: h for name, h in data.data_hashes.items() if any(name in DATA_FILES[t] for t in tasks)},
             fingerprint=fingerprint,
             training_seconds=round(training_seconds, 2),
             parameter_count=backbone.parameter_count(),
             embedding_dimension=backbone.dimension,
             max_seq_length=profile.max_seq_length,
+            strip_links=STRIP_LINKS,
             created_at=datetime.now(UTC).isoformat(timespec="seconds"),
             versions=_versions(),
             metrics=metrics,

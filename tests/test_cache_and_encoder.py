@@ -8,6 +8,7 @@ import pytest
 from shared_backbone.cache import EmbeddingCache
 from shared_backbone.encoder import Backbone
 from shared_backbone.errors import ArtifactError
+from shared_backbone.text import encoder_text
 
 
 def test_cache_is_keyed_by_backbone_and_persists(tmp_path: Path) -> None:
@@ -51,6 +52,23 @@ def test_encode_uses_the_cache(tiny_encoder_path: Path, monkeypatch: pytest.Monk
 
     monkeypatch.setattr(backbone, "_encode_uncached", fail)
     np.testing.assert_array_equal(backbone.encode(["two", "one"]), first[[1, 0]])
+
+
+def test_encoder_text_strips_links_only_when_asked() -> None:
+    tweet = "$PLAY beats  on revenue https://t.co/b9vKnTeu3n and http://x.io/a?b=1 too"
+    assert encoder_text(tweet) == "$PLAY beats on revenue https://t.co/b9vKnTeu3n and http://x.io/a?b=1 too"
+    assert encoder_text(tweet, strip_links=True) == "$PLAY beats on revenue and too"
+    assert encoder_text(" https://t.co/abc ", strip_links=True) == "https://t.co/abc"  # only a link: kept, never empty
+    assert encoder_text("see httpx docs", strip_links=True) == "see httpx docs"
+
+
+def test_a_backbone_trained_without_links_reads_none(tiny_encoder_path: Path) -> None:
+    stripping = Backbone(tiny_encoder_path, "tiny-strip", strip_links=True)
+    literal = Backbone(tiny_encoder_path, "tiny")
+    with_link, without = "card never arrived https://t.co/b9vKnTeu3n", "card never arrived"
+    vectors = stripping.encode([with_link, without])
+    np.testing.assert_array_equal(vectors[0], vectors[1])
+    assert np.abs(literal.encode([with_link]) - literal.encode([without])).max() > 1e-3  # the link does change a literal reading
 
 
 def test_token_length_sorting_by_tokens_not_characters(tiny_encoder_path: Path) -> None:

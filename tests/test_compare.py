@@ -20,7 +20,7 @@ from homogenization import compare as compare_module
 from homogenization.compare import compare
 from homogenization.probes import digit_groups, length_bins, perturb
 from homogenization.report import PLOTS, render
-from homogenization.study import StudyConfig
+from homogenization.study import StudyConfig, artifact_problem
 from shared_backbone.data import DEFAULT_DATA_DIR
 from shared_backbone.errors import ArtifactError, ConfigError, DataError
 from shared_backbone.settings import BackboneSettings
@@ -400,3 +400,24 @@ def test_the_bootstrap_statistics_match_sklearn() -> None:
     labels, scores = rng.integers(0, 2, 300), np.round(rng.random(300), 2)  # ties included
     assert _auroc(np.c_[labels, scores]) == pytest.approx(roc_auc_score(labels, scores))
     assert np.isnan(_auroc(np.c_[np.zeros(5), rng.random(5)]))
+
+
+def test_only_artifacts_made_as_today_are_reused(trained_shared: BackboneSettings, tmp_path: Path) -> None:
+    import shutil
+
+    from shared_backbone.artifacts import ArtifactStore
+
+    base = Path(trained_shared.base_model)
+    shutil.copytree(trained_shared.backbones_dir, tmp_path, dirs_exist_ok=True)
+    store = ArtifactStore(tmp_path)
+    assert artifact_problem(store, "shared-smoke", "shared", "smoke", 0, base) is None
+    manifest_path = tmp_path / "shared-smoke" / "manifest.json"
+    original = json.loads(manifest_path.read_text())
+    for change, expected in (
+        ({"hyperparameters": {**original["hyperparameters"], "learning_rate": 5e-5}}, "trained with other smoke settings"),
+        ({"strip_links": False}, "texts with web links"),
+        ({"seed": 3}, "seed 3"),
+    ):
+        manifest_path.write_text(json.dumps({**original, **change}))
+        problem = artifact_problem(store, "shared-smoke", "shared", "smoke", 0, base)
+        assert problem is not None and expected in problem

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,19 @@ def test_head_separates_blobs_and_round_trips(tmp_path: Path) -> None:
     again = ClassifierHead.load(tmp_path, "demo")
     np.testing.assert_allclose(again.predict_proba(vx), head.predict_proba(vx), rtol=1e-6)
     assert again.labels == ("a", "b", "c") and again.temperature == pytest.approx(head.temperature)
+    assert again.origin == head.origin == "logistic-regression"
+
+
+def test_a_head_remembers_where_its_weights_came_from(tmp_path: Path) -> None:
+    x, y = _blobs(0)
+    head = ClassifierHead("demo", ("a", "b", "c"), np.eye(3, 8, dtype=np.float32) * 5, np.zeros(3, dtype=np.float32), origin="fine-tuned")
+    assert head.evaluate(x, y)["accuracy"] == 1.0
+    head.save(tmp_path)
+    assert ClassifierHead.load(tmp_path, "demo").origin == "fine-tuned"
+    meta = json.loads((tmp_path / "demo.json").read_text())
+    del meta["origin"]  # a head saved before origins were recorded was a logistic regression
+    (tmp_path / "demo.json").write_text(json.dumps(meta))
+    assert ClassifierHead.load(tmp_path, "demo").origin == "logistic-regression"
 
 
 def test_classes_absent_from_training_are_never_predicted() -> None:

@@ -25,7 +25,8 @@ PROBE = ["my card has not arrived", "$TSLA shares plunge after the recall", "Toy
 def exported(trained_shared: BackboneSettings, tmp_path_factory: pytest.TempPathFactory) -> tuple[ArtifactStore, dict[str, dict]]:
     root = shutil.copytree(trained_shared.backbones_dir, tmp_path_factory.mktemp("onnx") / "backbones")
     store = ArtifactStore(root)
-    return store, export_artifact(store, "shared-smoke", probe_per_task=40, threads=2)
+    # the production probe size: with 40 texts a task one flipped prediction is 2.5 points, over the 0.5-point limit
+    return store, export_artifact(store, "shared-smoke", probe_per_task=300, threads=2)
 
 
 def test_export_writes_both_graphs_and_records_them_in_the_manifest(exported: tuple[ArtifactStore, dict[str, dict]]) -> None:
@@ -34,7 +35,7 @@ def test_export_writes_both_graphs_and_records_them_in_the_manifest(exported: tu
     assert set(recorded) == {"onnx", "onnx-int8"} and recorded == exports
     for backend, export in recorded.items():
         assert (store.path("shared-smoke") / export["file"]).stat().st_size == export["bytes"] > 0
-        assert len(export["sha256"]) == 64 and len(export["tokenizer_sha256"]) == 64 and export["probe_texts"] == 40 * 3 + 40
+        assert len(export["sha256"]) == 64 and len(export["tokenizer_sha256"]) == 64 and export["probe_texts"] == 300 * 3 + 300
         assert export["servable"] == (not export["reason"]), backend
     assert recorded["onnx"]["cosine_min"] > 0.999 and recorded["onnx"]["servable"]
     assert recorded["onnx-int8"]["recipe"] in {"all-matmuls", "ffn-down-fp32", "ffn-fp32"} and recorded["onnx-int8"]["recipes_tried"]
@@ -50,6 +51,9 @@ def test_onnx_backends_agree_with_torch(exported: tuple[ArtifactStore, dict[str,
     assert np.all(np.sum(vectors["onnx-int8"] * vectors["torch"], axis=1) > 0.9)
     intents = {b: [label for label, _ in c.predict("intent", PROBE).best()] for b, c in clients.items()}
     assert intents["onnx"] == intents["torch"]
+    # every backend reads as the artifact was trained: without links
+    linked = clients["onnx"].encode(["card never arrived https://t.co/b9vKnTeu3n", "card never arrived"])
+    np.testing.assert_array_equal(linked[0], linked[1])
     info = clients["onnx-int8"].info()
     assert (
         info.backend == "onnx-int8"

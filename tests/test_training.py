@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from shared_backbone import training
-from shared_backbone.artifacts import ArtifactStore, encoder_fingerprint
+from shared_backbone.artifacts import ArtifactStore, Manifest, encoder_fingerprint
 from shared_backbone.errors import ConfigError
 from shared_backbone.settings import BackboneSettings
 from shared_backbone.tasks import PROFILES, artifact_id, encoder_groups
@@ -24,6 +24,10 @@ def test_shared_artifact_has_everything(trained_shared: BackboneSettings) -> Non
     assert 0.0 <= manifest.metrics["sentiment"]["test"]["accuracy"] <= 1.0
     assert "ndcg@10" in manifest.metrics["recommendation"]["validation"]
     assert "banking77/train.csv" in manifest.data_hashes
+    assert manifest.strip_links and store.open_backbone("shared-smoke").strip_links  # served as it was trained
+    for task in ("intent", "sentiment", "topic"):  # each head chosen on validation, and the choice recorded
+        choice = manifest.metrics[task]["head_choice"]
+        assert set(choice) == {"logistic_regression_validation_macro_f1", "fine_tuned_validation_macro_f1", "fine_tuned_chosen"}
     heads = store.load_heads("shared-smoke")
     assert heads["topic"].labels[0] == "Analyst Update" and len(heads["intent"].labels) == 77
     # the encoder was fine-tuned: its weights differ from the tiny base model's
@@ -98,16 +102,22 @@ def test_recommendation_data_holds_out_unseen_likes() -> None:
 def test_manifest_is_plain_json(trained_shared: BackboneSettings) -> None:
     raw = json.loads((trained_shared.backbones_dir / "shared-smoke" / "manifest.json").read_text())
     assert raw["format_version"] == 1 and np.isfinite(raw["training_seconds"])
+    assert Manifest.model_validate(raw).backbone_id == f"{raw['id']}@{raw['fingerprint']}+nolinks"  # caches tell the readings apart
+    del raw["strip_links"]  # written before links were stripped: read as it was trained, links and all
+    old = Manifest.model_validate(raw)
+    assert not old.strip_links and old.backbone_id == f"{raw['id']}@{raw['fingerprint']}"
 
 
 def test_task_passes_repeat_one_task_in_the_mix_and_are_recorded(tiny_settings: BackboneSettings, monkeypatch: pytest.MonkeyPatch) -> None:
     import sentence_transformers
 
     sizes: dict[str, int] = {}
+    texts: list[str] = []
 
     class Recorder:
         def __init__(self, *, model, args, train_dataset, loss) -> None:
             sizes.update({task: len(rows) for task, rows in train_dataset.items()})
+            texts.extend(train_dataset["sentiment"]["text"])
 
         def train(self) -> None:
             pass
@@ -116,6 +126,41 @@ def test_task_passes_repeat_one_task_in_the_mix_and_are_recorded(tiny_settings: 
     profile = replace(PROFILES["smoke"], task_passes=(("sentiment", 3),))
     data = training.prepare_data(("intent", "sentiment"), profile, 0, tiny_settings.data_dir)
     model = training.load_sentence_transformer(tiny_settings.base_model)
-    training.fine_tune(model, data, ("intent", "sentiment"), profile, 0, "proportional", progress=False)
+    layers = training.fine_tune(model, data, ("intent", "sentiment"), profile, 0, "proportional", progress=False)
     assert sizes == {"intent": len(data.classification["intent"].train), "sentiment": 3 * len(data.classification["sentiment"].train)}
     assert profile.passes("sentiment") == 3 and profile.passes("topic") == 1
+    # the encoder learns texts as it will read them served: links gone
+    assert any("https://" in r.text for r in data.classification["sentiment"].train)
+    assert texts and not any("https://" in t for t in texts)
+    # each classification task's co-trained layer comes back as a head on the unit embeddings
+    dimension = model.get_embedding_dimension()
+    assert {task: (w.shape, b.shape) for task, (w, b) in layers.items()} == {
+        "intent": ((77, dimension), (77,)),
+        "sentiment": ((3, dimension), (3,)),
+    }
+
+
+def test_the_co_trained_layer_is_the_head_only_when_it_wins_on_validation(tiny_settings: BackboneSettings) -> None:
+    from shared_backbone.encoder import Backbone
+    from shared_backbone.heads import ClassifierHead
+
+    data = training.prepare_data(("sentiment",), PROFILES["smoke"], 0, tiny_settings.data_dir)
+    backbone = Backbone(tiny_settings.base_model, "tiny")
+    split = data.classification["sentiment"]
+    val_x = backbone.encode([r.text for r in split.validation])
+    val_y = np.array([r.label for r in split.validation])
+    # a layer that has learned the validation set by heart beats a regression fitted on 48 training texts
+    oracle = ClassifierHead.fit("sentiment", split.labels, val_x, val_y, c=1e4)
+    useless = (np.zeros_like(oracle.weight), np.array([0.0, 0.0, 1.0], dtype=np.float32))  # always "neutral"
+    for layer, wins in (((oracle.weight, oracle.bias), True), (useless, False)):
+        heads, metrics = training.fit_classification_heads(backbone, data, ("sentiment",), 0, fine_tuned={"sentiment": layer})
+        choice = metrics["sentiment"]["head_choice"]
+        assert (heads["sentiment"].origin == "fine-tuned") is wins and choice["fine_tuned_chosen"] == float(wins)
+        better = choice["fine_tuned_validation_macro_f1"] > choice["logistic_regression_validation_macro_f1"]
+        assert better is wins
+        kept = "fine_tuned_validation_macro_f1" if wins else "logistic_regression_validation_macro_f1"
+        assert metrics["sentiment"]["validation"]["macro_f1"] == pytest.approx(choice[kept])
+    heads, metrics = training.fit_classification_heads(backbone, data, ("sentiment",), 0)  # frozen: nothing co-trained
+    assert (
+        heads["sentiment"].origin == "logistic-regression" and "fine_tuned_validation_macro_f1" not in metrics["sentiment"]["head_choice"]
+    )

@@ -7,10 +7,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from shared_backbone.text import normalise_text, text_hash
+from shared_backbone.text import LINK, normalise_text, text_hash
 
 _CASHTAG = re.compile(r"(?<![\w$])\$([A-Za-z]{1,6}(?:\.[A-Za-z]{1,2})?)\b")
-_URL = re.compile(r"https?://\S+")
 
 
 @dataclass(frozen=True)
@@ -39,7 +38,7 @@ def content_hash(text: str) -> str:
 
     Links and case are ignored, so a re-shared headline with a new short link still counts once.
     """
-    return text_hash(normalise_text(_URL.sub(" ", text)).lower())
+    return text_hash(normalise_text(LINK.sub(" ", text)).lower())
 
 
 def tickers(text: str, names: Mapping[str, str]) -> list[str]:
