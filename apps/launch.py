@@ -124,6 +124,10 @@ def child_environment(deployment: str, profile: str | None, children: list[Child
     """What every process shares: the deployment, offline model loading, and where the others listen (for the UI)."""
     env = {k: v for k, v in base.items() if k != "SPINE_BACKBONE_URL"}  # each service gets its own, or none (in-process)
     env.update({"SPINE_DEPLOYMENT": deployment, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONUNBUFFERED": "1"})
+    # glibc gives each thread that allocates its own heap arena (up to 8 per core), and freed memory stays in
+    # them: a threaded server's RSS then creeps up for its first thousands of requests. Two arenas bound it
+    # (measured on the recommender: +53 MB over 6,000 requests with the default, +20 MB and flat with 2).
+    env.setdefault("MALLOC_ARENA_MAX", "2")
     if profile:
         env["SPINE_PROFILE"] = parse_profile(profile).name
     for child in children:

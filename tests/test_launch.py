@@ -81,6 +81,11 @@ def test_plan_gives_each_artifact_one_server_and_points_each_service_at_its_own(
     generated = env["SPINE_ADMIN_API_KEY"]
     assert len(generated) >= 32 and generated != launch.child_environment("shared", "smoke", children, {})["SPINE_ADMIN_API_KEY"]
     assert launch.child_environment("shared", None, children, {"SPINE_ADMIN_API_KEY": "mine"})["SPINE_ADMIN_API_KEY"] == "mine"
+    # two allocator arenas per process unless the user chose otherwise
+    assert (
+        env["MALLOC_ARENA_MAX"] == "2"
+        and launch.child_environment("shared", None, children, {"MALLOC_ARENA_MAX": "4"})["MALLOC_ARENA_MAX"] == "4"
+    )
     assert generated not in launch.write_procfile(children, tmp_path / "Procfile.shared").read_text()
 
     children = launch.plan(per_domain, "quick", "127.0.0.1", {}, None)

@@ -118,3 +118,25 @@ def test_a_pruned_model_scores_like_the_dense_one_on_its_strongest_links_and_rou
     assert not CollaborativeModel(keep=2).load(tmp_path / "damaged.npz")
     with pytest.raises(ValueError, match="keep"):
         CollaborativeModel(keep=-1)
+
+
+def test_a_half_precision_model_halves_the_matrix_and_ranks_like_the_full_one(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    items = list(range(60))
+    likes = [(int(u), int(i)) for u in range(200) for i in rng.choice(60, size=8, replace=False, p=np.linspace(2, 1, 60) / 90)]
+    interactions = InteractionMatrix.build(likes, items)
+    full = CollaborativeModel(l2=5.0).fit(interactions)
+    half = CollaborativeModel(l2=5.0, half_precision=True).fit(interactions)
+    assert half.weights.dtype == np.float16 and full.weights.dtype == np.float32
+    assert half.nbytes * 2 == full.nbytes
+    liked = [3, 17, 42]
+    exact, rounded = full.scores(liked, 60), half.scores(liked, 60)
+    assert rounded.dtype == np.float32
+    assert np.abs(rounded - exact).max() <= 1e-3 * np.abs(exact).max()  # float16 keeps about three digits
+    assert np.argsort(-exact)[:10].tolist() == np.argsort(-rounded)[:10].tolist()
+    half.save(tmp_path / "half.npz")
+    reloaded = CollaborativeModel(half_precision=True)
+    assert reloaded.load(tmp_path / "half.npz") and reloaded.weights.dtype == np.float16
+    assert np.array_equal(reloaded.scores(liked, 60), rounded)
+    widened = CollaborativeModel()  # a model set to full precision reads a half-precision file as float32
+    assert widened.load(tmp_path / "half.npz") and widened.weights.dtype == np.float32

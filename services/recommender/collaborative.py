@@ -177,22 +177,35 @@ def keep_strongest(weights: np.ndarray, keep: int, chunk: int = 512) -> sparse.c
     return pruned
 
 
+# rows of the dense matrix copied per step when scoring: a viewer with 1,000 likes would otherwise copy
+# 1,000 x 6,300 weights per request, and such large short-lived blocks fragment the allocator's heap
+ROWS_PER_SUM = 64
+
+
 class CollaborativeModel:
     """The service's collaborative scorer: EASE over items liked at least ``min_item_likes`` times,
     with optional text-neighbour rows, scoring any set of liked items over the whole catalogue.
 
     A new viewer's likes score at once (a row times the weights, no refit); items added after the
     fit score 0 until the next fit and are left to the text side of the blend. ``keep`` > 0 keeps
-    each item's strongest ``keep`` weights only (sparse), which bounds memory by the catalogue's length.
+    each item's strongest ``keep`` weights only (sparse), which bounds memory by the catalogue's length;
+    ``half_precision`` holds the dense matrix in float16 (half the memory; scores still sum in float32).
     """
 
     def __init__(
-        self, l2: float = 100.0, text_neighbours: int = 0, text_weight: float = 1.0, min_item_likes: int = 1, keep: int = 0
+        self,
+        l2: float = 100.0,
+        text_neighbours: int = 0,
+        text_weight: float = 1.0,
+        min_item_likes: int = 1,
+        keep: int = 0,
+        *,
+        half_precision: bool = False,
     ) -> None:
         if text_neighbours < 0 or min_item_likes < 1 or keep < 0:
             raise ValueError("text_neighbours >= 0, min_item_likes >= 1 and keep >= 0 are needed")
         self.l2, self.text_neighbours, self.text_weight, self.min_item_likes = l2, text_neighbours, text_weight, min_item_likes
-        self.keep = keep
+        self.keep, self.half_precision = keep, half_precision
         self.columns = np.zeros(0, dtype=np.int64)  # catalogue columns the model covers
         self.weights: np.ndarray | sparse.csr_matrix = np.zeros((0, 0), dtype=np.float32)
         self.like_counts = np.zeros(0, dtype=np.float32)  # per catalogue column at fit time
@@ -227,6 +240,8 @@ class CollaborativeModel:
         return int(self.weights.nnz) if sparse.issparse(self.weights) else int(self.weights.size)
 
     def _set(self, columns: np.ndarray, weights: np.ndarray | sparse.csr_matrix, counts: np.ndarray) -> None:
+        if not sparse.issparse(weights):
+            weights = weights.astype(np.float16 if self.half_precision else np.float32, copy=False)
         self.columns, self.weights, self.like_counts = columns.astype(np.int64), weights, counts
         self._position = {int(c): n for n, c in enumerate(self.columns)}
 
@@ -234,8 +249,15 @@ class CollaborativeModel:
         """Scores for ``size`` catalogue columns (the catalogue may have grown since the fit)."""
         out = np.zeros(size, dtype=np.float32)
         rows = [self._position[c] for c in liked_columns if c in self._position]
-        if rows:
+        if not rows:
+            return out
+        if sparse.issparse(self.weights):
             out[self.columns] = np.asarray(self.weights[rows].sum(axis=0)).ravel()
+            return out
+        total = np.zeros(len(self.columns), dtype=np.float32)
+        for start in range(0, len(rows), ROWS_PER_SUM):  # a long history never copies all its rows at once
+            total += self.weights[rows[start : start + ROWS_PER_SUM]].sum(axis=0, dtype=np.float32)
+        out[self.columns] = total
         return out
 
     def covers(self, column: int) -> bool:

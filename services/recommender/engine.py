@@ -117,7 +117,9 @@ class Recommender:
 
     def _new_model(self) -> CollaborativeModel:
         s = self.settings
-        return CollaborativeModel(s.ease_l2, s.text_neighbours, s.text_neighbour_weight, s.min_item_likes, s.ease_keep)
+        return CollaborativeModel(
+            s.ease_l2, s.text_neighbours, s.text_neighbour_weight, s.min_item_likes, s.ease_keep, half_precision=s.ease_half_precision
+        )
 
     @property
     def client(self) -> BackboneClient:
@@ -202,7 +204,9 @@ class Recommender:
     def _model_digest(self, state: Catalogue, pairs: list[tuple[int, int]]) -> str:
         """What the fitted weights depend on: settings, the catalogue (its text, through the neighbours), every like."""
         s = self.settings
-        digest = hashlib.sha256(f"{s.ease_l2}|{s.text_neighbours}|{s.text_neighbour_weight}|{s.min_item_likes}|{s.ease_keep}|".encode())
+        digest = hashlib.sha256(
+            f"{s.ease_l2}|{s.text_neighbours}|{s.text_neighbour_weight}|{s.min_item_likes}|{s.ease_keep}|{s.ease_half_precision}|".encode()
+        )
         if s.text_neighbours:
             digest.update(
                 f"{self.backbone_id}|{content_key(state.ids.tolist(), [state.item_at(c).text for c in range(len(state.ids))])}".encode()

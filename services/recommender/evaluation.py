@@ -141,7 +141,12 @@ def evaluate(
     }
     if item_vectors is not None:
         service_model = CollaborativeModel(
-            settings.ease_l2, settings.text_neighbours, settings.text_neighbour_weight, settings.min_item_likes, settings.ease_keep
+            settings.ease_l2,
+            settings.text_neighbours,
+            settings.text_neighbour_weight,
+            settings.min_item_likes,
+            settings.ease_keep,
+            half_precision=settings.ease_half_precision,
         ).fit(interactions, item_vectors)
         models["content"] = content_scorer(item_vectors, settings.half_life_days)
         models["ease+text-neighbours"] = model_scorer(service_model, size)
@@ -158,6 +163,7 @@ def evaluate(
                 "text_neighbour_weight",
                 "min_item_likes",
                 "ease_keep",
+                "ease_half_precision",
                 "text_weight",
                 "candidates",
                 "half_life_days",

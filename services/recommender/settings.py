@@ -36,4 +36,7 @@ class RecommenderSettings(ServiceSettings):
     ease_keep: int = Field(
         default=0, ge=0, le=100_000, description="strongest item-item weights kept per item (sparse); 0: the dense matrix"
     )
+    ease_half_precision: bool = Field(
+        default=True, description="hold the dense EASE matrix in float16: half its memory (76 MB of 151 MB on MovieLens)"
+    )
     hnsw_above: int = Field(default=50_000, ge=1, description="catalogue size above which the index is HNSW instead of exact")
